@@ -1,0 +1,52 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { sendError } from './error-shapes.js'
+import { KeyRing, presentedToken, type Access, type ApiKey } from './keys.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Valid keys; replaced as a whole when the config is reloaded. */
+    keyRing: KeyRing
+  }
+  interface FastifyRequest {
+    /** The key that authorised this request (undefined on public routes). */
+    apiKey?: ApiKey
+  }
+  interface FastifyContextConfig {
+    /** What a key needs to use this route; every route declares it in the route table. */
+    access?: Access
+  }
+}
+
+/**
+ * The one auth rule: a route's `access` (from the route table) must be among the scopes of the
+ * presented key. Runs in onRequest, before any body is read, so a wrong key never costs an upload.
+ */
+export default fp(async function authPlugin (fastify) {
+  fastify.decorate('keyRing', new KeyRing(fastify.config.auth))
+  fastify.decorateRequest('apiKey', undefined)
+
+  fastify.addHook('onRequest', function checkKey (request: FastifyRequest, reply: FastifyReply, done) {
+    const access = request.routeOptions.config.access
+    if (access === undefined || access === 'public') {
+      done()
+      return
+    }
+    const token = presentedToken(request.headers)
+    if (token === undefined) {
+      sendError(request, reply, 401, 'missing API key: send "Authorization: Bearer <key>"')
+      return
+    }
+    const key = this.keyRing.find(token)
+    if (key === undefined) {
+      sendError(request, reply, 401, 'invalid API key')
+      return
+    }
+    request.apiKey = key
+    if (!key.scopes.has(access)) {
+      sendError(request, reply, 401, `this key may not use this route (it needs the ${access} scope)`)
+      return
+    }
+    done()
+  })
+}, { name: 'auth', fastify: '5.x', dependencies: ['config'] })

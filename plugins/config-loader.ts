@@ -1,0 +1,275 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { Compile } from 'typebox/compile'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { ConfigSchema, type ConfigFile, type NamedKeyConfig } from './config-schema.js'
+
+export const DEFAULT_CONFIG_PATH = 'config/config.yaml'
+
+// Tokens printed in the README and the example file: publicly known, so never accepted.
+export const PLACEHOLDER_TOKENS = new Set([
+  'your-generate-token-1', 'your-generate-token-2', 'your-model-token-1', 'your-model-token-2',
+  'change-me-generate-token', 'change-me-model-token', 'change-me-metrics-token', 'change-me-named-token', 'change-me'
+])
+
+export interface UpstreamSettings { url: string, name: string, maxConcurrent: number | null }
+
+export interface ProxyConfig {
+  file: string
+  auth: {
+    generateTokens: string[]
+    modelTokens: string[]
+    metricsTokens: string[]
+    keys: NamedKeyConfig[]
+  }
+  service: {
+    upstreams: UpstreamSettings[]
+    connectTimeoutMs: number
+    firstByteTimeoutMs: number
+    idleTimeoutMs: number
+    maxConnections: number | null
+    queueSize: number
+    queueTimeoutMs: number
+    healthIntervalMs: number
+    refreshIntervalMs: number
+  }
+  server: {
+    host: string
+    port: number
+    bodyLimit: number
+    uploadLimit: number | null
+    headersTimeoutMs: number
+    drainTimeoutMs: number
+    trustProxy: boolean | string | string[]
+  }
+  cors: { origins: '*' | string[], maxAge: number }
+  log: { level: string }
+  redis: { url: string, prefix: string } | null
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const validator = Compile(ConfigSchema)
+const SECOND = 1000
+
+export interface LoadOptions {
+  /** path given by --config or OLLAMA_PROXY_CONFIG; undefined means the default path */
+  path?: string
+  env?: NodeJS.ProcessEnv
+  /** create the default file with fresh tokens when it does not exist (only for the default path) */
+  createIfMissing?: boolean
+  onCreated?: (file: string) => void
+}
+
+export function loadConfig (options: LoadOptions = {}): ProxyConfig {
+  const env = options.env ?? process.env
+  const explicit = options.path !== undefined
+  const file = resolve(options.path ?? DEFAULT_CONFIG_PATH)
+  if (!existsSync(file)) {
+    if (explicit || options.createIfMissing !== true) {
+      throw new ConfigError(`${file}: config file not found`)
+    }
+    writeFreshConfig(file)
+    options.onCreated?.(file)
+  }
+  return parseConfig(readFileSync(file, 'utf8'), file, env)
+}
+
+export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv = {}): ProxyConfig {
+  let data: unknown
+  try {
+    data = parseYaml(text, { prettyErrors: true })
+  } catch (err) {
+    const detail = err instanceof YAMLParseError ? err.message.split('\n')[0] : String(err)
+    throw new ConfigError(`${file}: invalid YAML: ${detail}`)
+  }
+  if (data === null || data === undefined) {
+    throw new ConfigError(`${file}: the file is empty; expected a mapping with an "auth" section`)
+  }
+  applyEnvOverrides(data, env)
+  if (!validator.Check(data)) {
+    const first = validator.Errors(data)[0]
+    throw new ConfigError(`${file}: ${describeSchemaError(first)}`)
+  }
+  return resolveConfig(data, file)
+}
+
+function applyEnvOverrides (data: unknown, env: NodeJS.ProcessEnv): void {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return
+  const root = data as Record<string, Record<string, unknown> | undefined>
+  const section = (name: string): Record<string, unknown> => {
+    const current = root[name]
+    if (current === undefined || current === null) root[name] = {}
+    return root[name] as Record<string, unknown>
+  }
+  if (env.OLLAMA_BASE_URL) {
+    const service = section('service')
+    service.base_url = env.OLLAMA_BASE_URL
+    delete service.upstreams
+  }
+  if (env.HOST) section('server').host = env.HOST
+  if (env.PORT) {
+    const port = Number(env.PORT)
+    section('server').port = Number.isInteger(port) ? port : env.PORT
+  }
+  if (env.LOG_LEVEL) section('log').level = env.LOG_LEVEL
+}
+
+interface SchemaError { instancePath: string, schemaPath: string, message: string, keyword: string, params: Record<string, unknown> }
+
+function describeSchemaError (error: SchemaError | undefined): string {
+  if (error === undefined) return 'invalid configuration'
+  const field = error.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(top level)'
+  if (error.keyword === 'boolean' || error.keyword === 'additionalProperties') {
+    return `${field}: unknown key; check its spelling against config/config.example.yaml`
+  }
+  if (error.keyword === 'required') {
+    const missing = (error.params.requiredProperties as string[] | undefined)?.join(', ') ?? ''
+    return `${field}: missing required key "${missing}"`
+  }
+  const description = schemaAt(error.schemaPath)?.description
+  return `${field}: ${description !== undefined ? `expected ${description}` : error.message.replace(/^must/, 'expected to')}`
+}
+
+function schemaAt (pointer: string): { description?: string } | undefined {
+  let node: unknown = ConfigSchema
+  for (const part of pointer.replace(/^#\/?/, '').split('/').filter(Boolean)) {
+    if (typeof node !== 'object' || node === null) return undefined
+    node = (node as Record<string, unknown>)[part]
+  }
+  return typeof node === 'object' && node !== null ? node as { description?: string } : undefined
+}
+
+function seconds (value: number | undefined, fallback: number): number {
+  return Math.round((value ?? fallback) * SECOND)
+}
+
+function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
+  const service = data.service ?? {}
+  const upstreams = service.upstreams !== undefined
+    ? service.upstreams.map((u, i) => ({ url: normaliseUrl(u.url, file, `service.upstreams.${i}.url`), name: u.name ?? hostName(u.url), maxConcurrent: u.max_concurrent ?? null }))
+    : [{ url: normaliseUrl(service.base_url ?? 'http://localhost:11434', file, 'service.base_url'), name: hostName(service.base_url ?? 'http://localhost:11434'), maxConcurrent: null }]
+  const names = new Set(upstreams.map(u => u.name))
+  if (names.size !== upstreams.length) throw new ConfigError(`${file}: service.upstreams: every upstream needs a distinct name`)
+
+  const auth = {
+    generateTokens: data.auth.generate_tokens ?? [],
+    modelTokens: data.auth.model_tokens ?? [],
+    metricsTokens: data.auth.metrics_tokens ?? [],
+    keys: data.auth.keys ?? []
+  }
+  checkTokens(auth, file)
+
+  const server = data.server ?? {}
+  return {
+    file,
+    auth,
+    service: {
+      upstreams,
+      connectTimeoutMs: seconds(service.connect_timeout, 10),
+      firstByteTimeoutMs: seconds(service.first_byte_timeout, 600),
+      idleTimeoutMs: seconds(service.idle_timeout, 600),
+      maxConnections: service.max_connections ?? null,
+      queueSize: service.queue_size ?? 100,
+      queueTimeoutMs: seconds(service.queue_timeout, 30),
+      healthIntervalMs: seconds(service.health_interval, 5),
+      refreshIntervalMs: seconds(service.refresh_interval, 30)
+    },
+    server: {
+      host: server.host ?? '0.0.0.0',
+      port: server.port ?? 8080,
+      bodyLimit: server.body_limit ?? 100 * 1024 * 1024,
+      uploadLimit: server.upload_limit ?? null,
+      headersTimeoutMs: seconds(server.headers_timeout, 30),
+      drainTimeoutMs: seconds(server.drain_timeout, 30),
+      trustProxy: server.trust_proxy ?? false
+    },
+    cors: { origins: data.cors?.origins ?? '*', maxAge: data.cors?.max_age ?? 43200 },
+    log: { level: data.log?.level ?? 'info' },
+    redis: data.redis !== undefined ? { url: data.redis.url, prefix: data.redis.prefix ?? 'ollama-proxy:' } : null
+  }
+}
+
+function normaliseUrl (value: string, file: string, field: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError(`${file}: ${field}: expected an http(s) URL, got "${value}"`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${file}: ${field}: expected an http(s) URL, got "${value}"`)
+  }
+  return url.origin
+}
+
+function hostName (value: string): string {
+  try {
+    return new URL(value).host.replace(/[^A-Za-z0-9._-]/g, '-')
+  } catch {
+    return 'ollama'
+  }
+}
+
+function checkTokens (auth: ProxyConfig['auth'], file: string): void {
+  const all: Array<[string, string]> = [
+    ...auth.generateTokens.map((t, i): [string, string] => [`auth.generate_tokens.${i}`, t]),
+    ...auth.modelTokens.map((t, i): [string, string] => [`auth.model_tokens.${i}`, t]),
+    ...auth.metricsTokens.map((t, i): [string, string] => [`auth.metrics_tokens.${i}`, t]),
+    ...auth.keys.map((k, i): [string, string] => [`auth.keys.${i}.key`, k.key])
+  ]
+  if (all.length === 0) {
+    throw new ConfigError(`${file}: auth: no token configured; add at least one to auth.generate_tokens, auth.model_tokens or auth.keys`)
+  }
+  for (const [field, token] of all) {
+    if (PLACEHOLDER_TOKENS.has(token)) {
+      throw new ConfigError(`${file}: ${field}: this is the documentation's example token; replace it with a secret of your own (e.g. openssl rand -hex 32)`)
+    }
+    if (token.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/i.test(token)) {
+      throw new ConfigError(`${file}: ${field}: expected "sha256:" followed by 64 hex digits`)
+    }
+  }
+  const names = new Set<string>()
+  for (const key of auth.keys) {
+    if (names.has(key.name)) throw new ConfigError(`${file}: auth.keys: the name "${key.name}" is used twice`)
+    names.add(key.name)
+  }
+}
+
+/** Tokens shorter than this are guessable; start-up warns about them. */
+export const MIN_TOKEN_LENGTH = 16
+
+export function shortTokenFields (config: ProxyConfig): string[] {
+  const fields: string[] = []
+  const check = (list: string[], name: string) => list.forEach((t, i) => {
+    if (!t.startsWith('sha256:') && t.length < MIN_TOKEN_LENGTH) fields.push(`${name}.${i}`)
+  })
+  check(config.auth.generateTokens, 'auth.generate_tokens')
+  check(config.auth.modelTokens, 'auth.model_tokens')
+  check(config.auth.metricsTokens, 'auth.metrics_tokens')
+  config.auth.keys.forEach((k, i) => {
+    if (!k.key.startsWith('sha256:') && k.key.length < MIN_TOKEN_LENGTH) fields.push(`auth.keys.${i}.key`)
+  })
+  return fields
+}
+
+function writeFreshConfig (file: string): void {
+  const token = () => randomBytes(24).toString('base64url')
+  mkdirSync(dirname(file), { recursive: true })
+  const text = [
+    '# Created by ollama-proxy on first start with fresh random tokens.',
+    '# Every field is documented in config/config.example.yaml.',
+    'auth:',
+    '  generate_tokens:',
+    `    - "${token()}"`,
+    '  model_tokens:',
+    `    - "${token()}"`,
+    'service:',
+    '  base_url: "http://localhost:11434"',
+    ''
+  ].join('\n')
+  writeFileSync(file, text, { mode: 0o600, flag: 'wx' })
+}

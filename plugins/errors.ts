@@ -1,0 +1,55 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { ProxyError, sendError } from './error-shapes.js'
+
+interface SchemaIssue { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
+
+/**
+ * One readable sentence naming the field, e.g. `body.model must NOT have fewer than 1 characters`.
+ * `anyOf` over `required` is how the schemas say "model or its alias name".
+ */
+export function formatSchemaErrors (errors: SchemaIssue[], dataVar: string): Error {
+  const alternatives = errors.filter(e => e.keyword === 'required').map(e => `'${String(e.params.missingProperty)}'`)
+  const hasAnyOf = errors.some(e => e.keyword === 'anyOf')
+  const first = errors.find(e => e.keyword !== 'anyOf' && e.keyword !== 'required') ?? errors[0]
+  let message: string
+  if (hasAnyOf && alternatives.length > 1 && first.keyword === 'required') {
+    message = `${dataVar} must have required property ${alternatives.join(' or ')}`
+  } else {
+    const path = first.instancePath.replace(/^\//, '').replaceAll('/', '.')
+    message = `${dataVar}${path === '' ? '' : '.' + path} ${first.message ?? 'is invalid'}`
+  }
+  return new ProxyError(400, message)
+}
+
+const CLIENT_ERROR_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'request body is too large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'request body is empty',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported content type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'request body does not match its Content-Length'
+}
+
+export default fp(async function errorsPlugin (fastify) {
+  fastify.setErrorHandler(function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    if (error instanceof ProxyError) {
+      reply.headers(error.headers)
+      return sendError(request, reply, error.statusCode, error.message)
+    }
+    const status = error.statusCode ?? 500
+    if (error.validation !== undefined) {
+      return sendError(request, reply, 400, error.message)
+    }
+    if (status >= 400 && status < 500) {
+      const message = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `request body is larger than the limit of ${fastify.config.server.bodyLimit} bytes`
+        : CLIENT_ERROR_MESSAGES[error.code] ?? error.message
+      return sendError(request, reply, status, message)
+    }
+    request.log.error({ err: error }, 'proxy error')
+    return sendError(request, reply, 500, 'internal proxy error')
+  })
+
+  fastify.setNotFoundHandler(function notFound (request, reply) {
+    return sendError(request, reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`)
+  })
+}, { name: 'errors', fastify: '5.x', dependencies: ['config'] })

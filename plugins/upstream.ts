@@ -1,0 +1,195 @@
+import fp from 'fastify-plugin'
+import replyFrom from '@fastify/reply-from'
+import { Agent, type Dispatcher } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawServerBase } from 'fastify'
+import { sendError } from './error-shapes.js'
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Streams the request to Ollama's `upstreamPath` and Ollama's answer back, unbuffered. */
+    forward (upstreamPath: string, options?: ForwardOptions): FastifyReply
+  }
+  interface FastifyRequest {
+    upstream?: UpstreamTiming
+  }
+  interface FastifyInstance {
+    /** Asks each upstream for GET /api/version within 2 s; true where it answered 200. */
+    probeUpstreams (): Promise<boolean[]>
+  }
+}
+
+export interface UpstreamTiming {
+  /** performance.now() when the request left for Ollama */
+  startedAt: number
+  /** ms until Ollama's status line and headers arrived */
+  firstByteMs?: number
+  status?: number
+  /** which upstream answered (several-host setups) */
+  host?: string
+  error?: string
+}
+
+export interface UpstreamResponse {
+  statusCode: number
+  headers: IncomingHttpHeaders
+  stream: NodeJS.ReadableStream
+}
+
+export interface ForwardOptions {
+  /** Replaces the default pass-through of Ollama's answer (listing filters, usage taps). */
+  onResponse?: (request: FastifyRequest, reply: FastifyReply, response: UpstreamResponse) => void
+  /** Origin to use instead of the configured one (several-host routing). */
+  origin?: string
+}
+
+// Credentials of the proxy and browser context that must never reach Ollama (or, through
+// Ollama's cloud passthrough, ollama.com); Expect is refused by undici (nodejs/undici#197).
+const CLIENT_ONLY_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization', 'cookie', 'origin', 'referer', 'expect']
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te']
+
+/**
+ * reply-from calls `dispatcher.request()` synchronously inside `reply.from()`, so the
+ * per-request abort signal and origin are handed over through this slot. reply-from itself
+ * passes no signal, and a client that leaves during a model load must stop the GPU work.
+ */
+interface DispatchContext { signal: AbortSignal, origin?: string }
+let handover: DispatchContext | undefined
+
+function wrapDispatcher (agent: Agent) {
+  return {
+    request (options: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void) {
+      const context = handover
+      handover = undefined
+      if (context !== undefined) {
+        options.signal = context.signal
+        if (context.origin !== undefined) options.origin = context.origin
+      }
+      return agent.request(options, callback)
+    },
+    close: async () => await agent.close(),
+    destroy: async () => await agent.destroy()
+  }
+}
+
+function stripClientHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  for (const name of CLIENT_ONLY_HEADERS) delete headers[name]
+  headers['x-request-id'] = request.id
+  return headers
+}
+
+function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  for (const name of HOP_BY_HOP) delete headers[name]
+  // @fastify/cors owns these; Ollama's would overwrite the proxy's own answer.
+  for (const name of Object.keys(headers)) {
+    if (name.startsWith('access-control-')) delete headers[name]
+  }
+  return headers
+}
+
+const PROBE_TIMEOUT_MS = 2000
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+function mapUpstreamError (reply: FastifyReply, { error }: { error: Error & { code?: string, cause?: Error & { code?: string } } }): void {
+  const request = reply.request
+  const code = error.cause?.code ?? error.code ?? 'unknown'
+  if (request.upstream !== undefined) request.upstream.error = code
+  if (reply.raw.destroyed || reply.raw.writableEnded || reply.sent) {
+    // The client is gone (its abort cancelled the upstream call): nobody to answer.
+    return
+  }
+  // reply-from has logged the cause (with the upstream address); the client gets no address.
+  if (TIMEOUT_CODES.has(code) || TIMEOUT_CODES.has(error.code ?? '')) {
+    sendError(request, reply, 504, 'Ollama did not answer in time')
+    return
+  }
+  sendError(request, reply, 502, 'Ollama is unreachable')
+}
+
+function recordResponse (request: FastifyRequest, reply: FastifyReply, response: UpstreamResponse): void {
+  const upstream = request.upstream
+  if (upstream !== undefined) {
+    upstream.firstByteMs = performance.now() - upstream.startedAt
+    upstream.status = response.statusCode
+  }
+  const custom = (reply as ReplyWithForward)[kOnResponse]
+  if (custom !== undefined) {
+    custom(request, reply, response)
+    return
+  }
+  reply.send(response.stream)
+}
+
+const kOnResponse = Symbol('forward.onResponse')
+type ReplyWithForward = FastifyReply & { [kOnResponse]?: ForwardOptions['onResponse'] }
+
+function abortWhenClientLeaves (this: RawReplyDefaultExpression<RawServerBase> & { [kAbort]?: AbortController }): void {
+  if (!this.writableFinished) this[kAbort]?.abort()
+}
+const kAbort = Symbol('forward.abort')
+
+export default fp(async function upstreamPlugin (fastify) {
+  const service = fastify.config.service
+  const agent = new Agent({
+    // Unlimited by default: a request parked in the proxy's pool is invisible to Ollama's
+    // own queue, so Ollama's "server busy" would never come and order of service would change.
+    connections: service.maxConnections,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    keepAliveMaxTimeout: 600_000,
+    headersTimeout: service.firstByteTimeoutMs,
+    bodyTimeout: service.idleTimeoutMs,
+    connect: { timeout: service.connectTimeoutMs }
+  })
+
+  await fastify.register(replyFrom, {
+    base: service.upstreams[0].url,
+    undici: wrapDispatcher(agent) as unknown as Dispatcher,
+    // Ollama's 503 means its queue is full: retrying makes it worse.
+    retryMethods: [],
+    disableRequestLogging: true,
+    contentTypesToEncode: []
+  })
+
+  fastify.decorateRequest('upstream', undefined)
+  fastify.decorateReply('forward', function forward (this: FastifyReply, upstreamPath: string, options?: ForwardOptions) {
+    const request = this.request
+    const raw = this.raw as RawReplyDefaultExpression<RawServerBase> & { [kAbort]?: AbortController }
+    const controller = new AbortController()
+    raw[kAbort] = controller
+    raw.once('close', abortWhenClientLeaves)
+    ;(this as ReplyWithForward)[kOnResponse] = options?.onResponse
+    request.upstream = { startedAt: performance.now() }
+    const body = request.rawBody
+    handover = { signal: controller.signal, origin: options?.origin }
+    try {
+      return this.from(upstreamPath, {
+        ...(body !== undefined ? { body, contentType: 'application/json' } : {}),
+        rewriteRequestHeaders: stripClientHeaders as never,
+        rewriteHeaders: stripHopByHop,
+        onResponse: recordResponse as never,
+        onError: mapUpstreamError as never
+      })
+    } finally {
+      handover = undefined
+    }
+  })
+
+  fastify.decorate('probeUpstreams', async function probeUpstreams () {
+    return await Promise.all(service.upstreams.map(async ({ url }) => {
+      try {
+        const { statusCode, body } = await agent.request({
+          origin: url, path: '/api/version', method: 'GET', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS)
+        })
+        await body.dump()
+        return statusCode === 200
+      } catch {
+        return false
+      }
+    }))
+  })
+
+  fastify.addHook('onClose', async () => {
+    await agent.destroy()
+  })
+}, { name: 'upstream', fastify: '5.x', dependencies: ['config'] })

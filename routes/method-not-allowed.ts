@@ -1,0 +1,32 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { sendError } from '../plugins/error-shapes.js'
+import { routeTable } from './route-table.js'
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const
+
+/** A known path called with the wrong method gets 405 with `Allow`, before any body is read. */
+const methodNotAllowed: FastifyPluginAsync = async function methodNotAllowed (scope) {
+  const allowed = new Map<string, Set<string>>()
+  for (const spec of routeTable) {
+    const methods = allowed.get(spec.path) ?? new Set<string>()
+    methods.add(spec.method)
+    allowed.set(spec.path, methods)
+  }
+  for (const [path, methods] of allowed) {
+    const allow = [...methods].join(', ')
+    const missing = METHODS.filter(m => !methods.has(m))
+    if (missing.length === 0) continue
+    scope.route({
+      method: [...missing],
+      url: path,
+      config: { access: 'public' },
+      onRequest: (request, reply) => {
+        reply.header('allow', allow)
+        sendError(request, reply, 405, `method ${request.method} not allowed on ${path}; use ${allow}`)
+      },
+      handler: async () => undefined
+    })
+  }
+}
+
+export default methodNotAllowed

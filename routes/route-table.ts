@@ -1,0 +1,92 @@
+import type { TSchema } from 'typebox'
+import type { Access } from '../plugins/keys.js'
+import { params, schemas } from './schemas.js'
+
+export type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE'
+
+/**
+ * One row per route the proxy serves. Adding a route Ollama ships later is one line here;
+ * README's route table is checked against this list by test/route-table.test.ts.
+ */
+export interface RouteSpec {
+  method: Method
+  path: string
+  /** Ollama path this route forwards to; `:param`s are filled from the validated params. */
+  upstream: string
+  access: Access
+  /** 'json': parsed, validated, original bytes forwarded; 'raw': streamed untouched; 'none': no body. */
+  body: 'json' | 'raw' | 'none'
+  schema?: TSchema
+  params?: TSchema
+  /** How Ollama answers: NDJSON stream, SSE when the client asks for it, or one document. */
+  answer: 'ndjson' | 'sse' | 'json'
+  /** Where the request names its model(s): for logs, allowlists and routing. */
+  model?: 'body' | 'copy' | 'param'
+  /** Model listings that are filtered per key. */
+  listing?: 'tags' | 'ps' | 'openai-models'
+}
+
+type Row = Omit<RouteSpec, 'upstream' | 'answer'> & { upstream?: string, answer?: RouteSpec['answer'] }
+
+const row = (spec: Row): RouteSpec => ({ upstream: spec.path, answer: 'json', ...spec })
+
+const ollamaRoutes: RouteSpec[] = [
+  row({ method: 'GET', path: '/', access: 'public', body: 'none' }),
+  row({ method: 'HEAD', path: '/', access: 'public', body: 'none' }),
+
+  // Read-only model information: UIs need it before they chat, so either seed token may read it.
+  row({ method: 'GET', path: '/api/version', access: 'models:read', body: 'none' }),
+  row({ method: 'HEAD', path: '/api/version', access: 'models:read', body: 'none' }),
+  row({ method: 'GET', path: '/api/status', access: 'models:read', body: 'none' }),
+  row({ method: 'GET', path: '/api/tags', access: 'models:read', body: 'none', listing: 'tags' }),
+  row({ method: 'HEAD', path: '/api/tags', access: 'models:read', body: 'none' }),
+  row({ method: 'GET', path: '/api/ps', access: 'models:read', body: 'none', listing: 'ps' }),
+  row({ method: 'POST', path: '/api/show', access: 'models:read', body: 'json', schema: schemas.modelAction, model: 'body' }),
+
+  // Inference, native.
+  row({ method: 'POST', path: '/api/chat', access: 'generate', body: 'json', schema: schemas.chat, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/generate', access: 'generate', body: 'json', schema: schemas.generate, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/embed', access: 'generate', body: 'json', schema: schemas.embed, model: 'body' }),
+  row({ method: 'POST', path: '/api/embeddings', access: 'generate', body: 'json', schema: schemas.embeddings, model: 'body' }),
+
+  // Inference, OpenAI- and Anthropic-compatible.
+  row({ method: 'POST', path: '/v1/chat/completions', access: 'generate', body: 'json', schema: schemas.openAiChat, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', schema: schemas.openAiCompletion, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', schema: schemas.openAiEmbeddings, model: 'body' }),
+  row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', schema: schemas.openAiResponses, answer: 'sse', model: 'body' }),
+  row({ method: 'GET', path: '/v1/models', access: 'generate', body: 'none', listing: 'openai-models' }),
+  row({ method: 'GET', path: '/v1/models/:model', access: 'generate', body: 'none', params: params.model, model: 'param' }),
+  row({ method: 'POST', path: '/v1/audio/transcriptions', access: 'generate', body: 'raw' }),
+  row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', schema: schemas.anthropicMessages, answer: 'sse', model: 'body' }),
+
+  // Model administration.
+  row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/push', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/create', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/copy', access: 'models:admin', body: 'json', schema: schemas.copy, model: 'copy' }),
+  row({ method: 'DELETE', path: '/api/delete', access: 'models:admin', body: 'json', schema: schemas.modelAction, model: 'body' }),
+  row({ method: 'HEAD', path: '/api/blobs/:digest', access: 'models:admin', body: 'none', params: params.digest }),
+  row({ method: 'POST', path: '/api/blobs/:digest', access: 'models:admin', body: 'raw', params: params.digest }),
+
+  // They act as the server owner's ollama.com account.
+  row({ method: 'POST', path: '/api/me', access: 'models:admin', body: 'json' }),
+  row({ method: 'POST', path: '/api/signout', access: 'models:admin', body: 'json' }),
+  row({ method: 'DELETE', path: '/api/user/keys/:key', access: 'models:admin', body: 'json', params: params.key }),
+  row({ method: 'POST', path: '/api/experimental/web_search', access: 'models:admin', body: 'json', schema: schemas.webSearch }),
+  row({ method: 'POST', path: '/api/experimental/web_fetch', access: 'models:admin', body: 'json', schema: schemas.webFetch }),
+  row({ method: 'GET', path: '/api/experimental/model-recommendations', access: 'models:admin', body: 'none' })
+]
+
+/** The seed's `/sys/*` names: every model route of Ollama under /sys, all for model-admin keys. */
+const sysAliases: RouteSpec[] = ollamaRoutes
+  .filter(r => r.path.startsWith('/api/') && (r.access === 'models:admin' || r.access === 'models:read'))
+  .map(r => ({ ...r, path: '/sys/' + r.path.slice('/api/'.length), upstream: r.upstream, access: 'models:admin' as const }))
+
+export const routeTable: readonly RouteSpec[] = [...ollamaRoutes, ...sysAliases]
+
+/** Fills `:param` segments of an upstream path from already validated params. */
+export function upstreamPathFor (spec: RouteSpec, values: Record<string, string> | undefined): string {
+  if (values === undefined || !spec.upstream.includes(':')) return spec.upstream
+  // ':' stays literal: Ollama's digests are "sha256:<hex>" and the params were validated already.
+  return spec.upstream.replace(/:([A-Za-z]+)/g, (_, name: string) => encodeURIComponent(values[name] ?? '').replaceAll('%3A', ':'))
+}

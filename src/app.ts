@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { LogController, type FastifyHttpOptions, type FastifyPluginAsync } from 'fastify'
+import type { Logger } from 'pino'
+import type { Server } from 'node:http'
+import authPlugin from '../plugins/auth.js'
+import configPlugin from '../plugins/config.js'
+import type { ProxyConfig } from '../plugins/config-loader.js'
+import corsPlugin from '../plugins/cors.js'
+import errorsPlugin, { formatSchemaErrors } from '../plugins/errors.js'
+import requestLogPlugin from '../plugins/request-log.js'
+import upstreamPlugin from '../plugins/upstream.js'
+import generationRoutes from '../routes/generation.js'
+import healthRoutes from '../routes/health.js'
+import methodNotAllowed from '../routes/method-not-allowed.js'
+import modelManagementRoutes from '../routes/model-management.js'
+
+export interface AppOptions {
+  config: ProxyConfig
+}
+
+/** The whole proxy as one plugin; server.ts and the tests register it on a Fastify instance. */
+const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { config }) {
+  await fastify.register(configPlugin, { config })
+  await fastify.register(errorsPlugin)
+  await fastify.register(requestLogPlugin)
+  // CORS before auth: preflights are answered without a key and 401s carry CORS headers.
+  await fastify.register(corsPlugin)
+  await fastify.register(authPlugin)
+  await fastify.register(upstreamPlugin)
+
+  await fastify.register(healthRoutes)
+  await fastify.register(generationRoutes)
+  await fastify.register(modelManagementRoutes)
+  await fastify.register(methodNotAllowed)
+}
+
+export default app
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** A caller's x-request-id is kept when it is short and plain, so logs can be joined across hops. */
+export function requestIdFor (request: IncomingMessage): string {
+  const incoming = request.headers['x-request-id']
+  return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID()
+}
+
+/** Fastify's server options for the proxy, shared by server.ts and the tests. */
+export function serverOptions (config: ProxyConfig, logger: Logger): FastifyHttpOptions<Server> {
+  return {
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: requestIdFor,
+    bodyLimit: config.server.bodyLimit,
+    // Only the HEAD routes Ollama has; the route table lists them.
+    exposeHeadRoutes: false,
+    trustProxy: config.server.trustProxy,
+    // A non-streamed generation may be silent for minutes: no socket or request timeouts.
+    connectionTimeout: 0,
+    requestTimeout: 0,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    http: {
+      headersTimeout: config.server.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(config.server.headersTimeoutMs, 5_000)
+    } as FastifyHttpOptions<Server>['http'],
+    // What the client sent is what Ollama receives: no coercion, no defaults, extras kept.
+    ajv: { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false } },
+    schemaErrorFormatter: formatSchemaErrors as never
+  }
+}

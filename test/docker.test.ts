@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { test } from 'node:test'
+import { parse } from 'yaml'
+import { parseConfig } from '../plugins/config-loader.js'
+
+// No Docker engine runs here, so the files are checked at the level of the fields that matter.
+
+test('docker-compose.yml: Ollama unpublished with a model volume, the proxy published and pointed at it', () => {
+  const compose = parse(readFileSync('docker-compose.yml', 'utf8'))
+  const { ollama, proxy } = compose.services
+  assert.match(ollama.image, /^ollama\/ollama/)
+  assert.equal(ollama.ports, undefined, 'Ollama is not published to the host')
+  assert.ok(ollama.volumes.some((v: string) => v.endsWith(':/root/.ollama')))
+  assert.ok(Object.keys(compose.volumes).includes(ollama.volumes[0].split(':')[0]), 'models live on a named volume')
+  assert.deepEqual(proxy.ports, ['8080:8080'])
+  assert.equal(proxy.environment.OLLAMA_BASE_URL, 'http://ollama:11434')
+  assert.ok(proxy.volumes.some((v: string) => v.includes(':/app/config/config.yaml')))
+  assert.ok(proxy.depends_on.includes('ollama'))
+  const grace = Number(/^(\d+)s$/.exec(proxy.stop_grace_period)?.[1])
+  const drain = parseConfig('auth:\n  generate_tokens: ["a-token-for-the-test-123"]\n', 'x').server.drainTimeoutMs / 1000
+  assert.ok(grace > drain, `stop grace ${grace}s is longer than the drain ${drain}s`)
+})
+
+test('Dockerfile: multi-stage, LTS Node, production deps, non-root, node as the command, healthcheck, no config baked in', () => {
+  const text = readFileSync('Dockerfile', 'utf8')
+  const stages = text.match(/^FROM /gm) ?? []
+  assert.ok(stages.length >= 2, 'multi-stage')
+  const lines = text.split('\n')
+  const runtime = lines.slice(lines.findLastIndex(l => l.startsWith('FROM ')))
+  assert.match(runtime[0], /FROM node:(2[24]|26)-/)
+  assert.ok(runtime.some(l => /npm ci --omit=dev/.test(l)), 'production dependencies only')
+  assert.ok(runtime.some(l => /^USER (?!root)\w+/.test(l)), 'non-root user')
+  assert.ok(runtime.some(l => l.trim() === 'EXPOSE 8080'))
+  assert.ok(runtime.some(l => l.startsWith('HEALTHCHECK')) && text.includes('/healthz'))
+  const cmd = runtime.find(l => l.startsWith('CMD '))
+  assert.match(cmd ?? '', /^CMD \["node", "dist\/src\/server\.js"/, 'node runs directly so SIGTERM reaches it')
+  assert.ok(!/COPY[^\n]*config\.ya?ml/.test(text), 'no config file copied into the image')
+  assert.ok(readFileSync('.dockerignore', 'utf8').includes('config/config.yaml'))
+})

@@ -1,0 +1,87 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { Writable } from 'node:stream'
+import type { TestContext } from 'node:test'
+import { stringify } from 'yaml'
+import app, { serverOptions } from '../src/app.js'
+import { createLogger } from '../src/logger.js'
+import { parseConfig, type ProxyConfig } from '../plugins/config-loader.js'
+import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
+
+export const TOKENS = {
+  generate: 'gen-token-3f9c2a7b1d4e5f60718293a4b5c6d7e8',
+  model: 'mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908',
+  other: 'not-a-configured-token-0000000000000'
+} as const
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+/** Collects the proxy's JSON log lines so tests can read them. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = []
+  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    this.lines.push(...chunk.toString().split('\n').filter(Boolean))
+    callback()
+  }
+
+  get text (): string {
+    return this.lines.join('\n')
+  }
+
+  entries (): Array<Record<string, unknown>> {
+    return this.lines.map(line => JSON.parse(line) as Record<string, unknown>)
+  }
+
+  requestLines (): Array<Record<string, unknown>> {
+    return this.entries().filter(e => e.msg === 'request')
+  }
+}
+
+export interface Stack {
+  url: string
+  app: FastifyInstance
+  fake: FakeOllama
+  logs: LogCapture
+  config: ProxyConfig
+}
+
+export function testConfig (fakeUrl: string, extra: Record<string, unknown> = {}): ProxyConfig {
+  const { auth, service, ...rest } = extra as { auth?: object, service?: object }
+  const document = {
+    auth: { generate_tokens: [TOKENS.generate], model_tokens: [TOKENS.model], ...auth },
+    service: { base_url: fakeUrl, ...service },
+    log: { level: 'info' },
+    ...rest
+  }
+  return parseConfig(stringify(document), 'test-config.yaml')
+}
+
+/** Builds the proxy exactly as server.ts does and listens on a real loopback port. */
+export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture()): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
+  const server = Fastify(serverOptions(config, createLogger(config.log.level, logs)))
+  await server.register(fp(app), { config })
+  await server.listen({ host: '127.0.0.1', port: 0 })
+  const address = server.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  t?.after(async () => {
+    server.server.closeAllConnections()
+    await server.close()
+  })
+  return { url: `http://127.0.0.1:${address.port}`, app: server, logs }
+}
+
+/** A fake Ollama and the proxy in front of it, both torn down after the test. */
+export async function startStack (t: TestContext, extraConfig: Record<string, unknown> = {}): Promise<Stack> {
+  const fake = await startFakeOllama()
+  t.after(async () => { await fake.close() })
+  const config = testConfig(fake.url, extraConfig)
+  const proxy = await startProxy(t, config)
+  return { ...proxy, fake, config }
+}
+
+/** The parsed JSON body of a response, loosely typed for assertions. */
+export async function jsonOf (response: Response): Promise<any> {
+  return JSON.parse(await response.text())
+}
+
+export const sleep = async (ms: number) => await new Promise(resolve => setTimeout(resolve, ms))

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict'
+import { connect } from 'node:net'
+import { test } from 'node:test'
+import { startStack, TOKENS } from './helper.js'
+
+/** Sends raw bytes and returns everything the proxy wrote back before closing (or a pause). */
+async function rawExchange (url: string, payload: string | Buffer, waitMs = 1500): Promise<string> {
+  const { hostname, port } = new URL(url)
+  return await new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname)
+    let answer = ''
+    const finish = () => { socket.destroy(); resolve(answer) }
+    const timer = setTimeout(finish, waitMs)
+    socket.on('data', chunk => { answer += chunk.toString('latin1') })
+    socket.on('end', () => { clearTimeout(timer); finish() })
+    socket.on('close', () => { clearTimeout(timer); resolve(answer) })
+    socket.on('error', err => { clearTimeout(timer); if (answer !== '') resolve(answer); else reject(err) })
+    socket.write(payload)
+  })
+}
+
+const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1])
+
+test('path tricks never reach a route the key may not use', async (t) => {
+  const stack = await startStack(t)
+  const tricks = [
+    '/api/chat/../pull', '/sys/../api/pull', '//api/pull', '/API/PULL', '/Api/Pull', '/api/pull/', '/api/pull//',
+    '/api/%70ull', '/api/%50ULL', '/api/chat/..%2fpull', '/api/chat/..%2Fpull', '/api/chat%2f..%2fpull', '/api%2fpull',
+    '/api/%2570ull', '/api/chat/%252e%252e/pull', '/api/./pull', '/api/chat/%2e%2e/pull', '/sys/pull', '/api/pull;x',
+    '/api/pull%00', '/api/pull?x=/api/chat', '/api/delete', '/./api/pull', '/%61pi/pull'
+  ]
+  for (const path of tricks) {
+    for (const method of ['POST', 'DELETE']) {
+      const answer = await rawExchange(stack.url,
+        `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Type: application/json\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{"model":"llama"}`)
+      const status = statusOf(answer)
+      assert.ok(status >= 400 && status < 500, `${method} ${path} -> ${status}`)
+    }
+  }
+  assert.equal(stack.fake.count('/api/pull'), 0)
+  assert.equal(stack.fake.count('/api/delete'), 0)
+  assert.equal(stack.fake.requests.length, 0)
+})
+
+test('request smuggling attempts get 400 and Ollama never sees a second request', async (t) => {
+  const stack = await startStack(t)
+  const smuggled = 'POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{"model":"evil"}'
+  const attempts = [
+    // Content-Length and Transfer-Encoding together
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
+    // duplicate Content-Length
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: 30\r\nContent-Length: 5\r\n\r\n{"model":"m","prompt":"x"}    ${smuggled}`,
+    // bad chunk size
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{"model":"m"}\r\n0\r\n\r\n${smuggled}`,
+    // obfuscated Transfer-Encoding
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\n{}\n${smuggled}`,
+    // chunk size overflow
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}\r\n0\r\n\r\n`
+  ]
+  for (const attempt of attempts) {
+    const answer = await rawExchange(stack.url, attempt)
+    assert.equal(statusOf(answer), 400, attempt.split('\r\n').slice(2, 5).join(' | ') + ' -> ' + answer.split('\r\n')[0])
+  }
+  assert.equal(stack.fake.count('/api/pull'), 0)
+  assert.equal(stack.fake.count('/api/generate'), 0)
+  const after = await fetch(`${stack.url}/healthz`)
+  assert.equal(after.status, 200)
+})
+
+test('header abuse: oversized headers 431, CR/LF 400, many headers and a huge key handled; never logged', async (t) => {
+  const stack = await startStack(t)
+  const huge = 'k'.repeat(20_000)
+  const oversized = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${huge}\r\n\r\n`)
+  assert.equal(statusOf(oversized), 431)
+  const manyHeaders = Array.from({ length: 500 }, (_, i) => `X-H${i}: v`).join('\r\n')
+  const many = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\n${manyHeaders}\r\nConnection: close\r\n\r\n`)
+  assert.equal(statusOf(many), 200)
+  const crlf = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\rX-Injected: 1\r\n\r\n`)
+  assert.equal(statusOf(crlf), 400)
+  const nul = await rawExchange(stack.url, 'GET /api/tags HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0000b\r\n\r\n')
+  assert.equal(statusOf(nul), 400)
+  const bigKey = 'q'.repeat(8000)
+  const response = await fetch(`${stack.url}/api/tags`, { headers: { authorization: `Bearer ${bigKey}` } })
+  assert.equal(response.status, 401)
+  await response.arrayBuffer()
+  await new Promise(resolve => setTimeout(resolve, 50))
+  assert.ok(!stack.logs.text.includes('q'.repeat(40)))
+  assert.ok(!stack.logs.text.includes('k'.repeat(40)))
+  const forwarded = stack.fake.last('/api/tags')
+  assert.ok(forwarded !== undefined)
+  assert.equal(forwarded.headers.authorization, undefined)
+  assert.equal((await fetch(`${stack.url}/healthz`)).status, 200)
+})
+
+test('a client that dribbles its headers is cut off after headers_timeout; slow bodies are fine', async (t) => {
+  const stack = await startStack(t, { server: { headers_timeout: 1 } })
+  const { hostname, port } = new URL(stack.url)
+  const started = performance.now()
+  const closedAfter = await new Promise<number>((resolve) => {
+    const socket = connect(Number(port), hostname)
+    socket.write('GET /api/tags HTTP/1.1\r\nHost: x\r\n')
+    const drip = setInterval(() => socket.write('X-Slow: 1\r\n'), 200)
+    socket.on('data', () => {})
+    socket.on('close', () => { clearInterval(drip); resolve(performance.now() - started) })
+    socket.on('error', () => {})
+  })
+  assert.ok(closedAfter < 4000, `closed after ${Math.round(closedAfter)} ms`)
+
+  const slowBody = await new Promise<number>((resolve, reject) => {
+    const socket = connect(Number(port), hostname)
+    const body = '{"model":"llama3.2","prompt":"hi","stream":false}'
+    socket.write(`POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`)
+    let i = 0
+    const drip = setInterval(() => {
+      socket.write(body.slice(i, i + 10))
+      i += 10
+      if (i >= body.length) clearInterval(drip)
+    }, 500)
+    let answer = ''
+    socket.on('data', chunk => { answer += chunk.toString() })
+    socket.on('close', () => { clearInterval(drip); resolve(statusOf(answer)) })
+    socket.on('error', reject)
+  })
+  assert.equal(slowBody, 200, 'a body sent slowly over 2.5 s is still served')
+})

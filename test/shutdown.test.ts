@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test, type TestContext } from 'node:test'
+import { stringify } from 'yaml'
+import { startFakeOllama } from './fake-ollama.js'
+import { TOKENS } from './helper.js'
+
+interface Running { child: ChildProcess, port: number, exited: Promise<{ code: number | null, at: number }>, output: () => string }
+
+/** Starts the real server process, as `npm start` would, and waits for its ready line. */
+async function startServer (t: TestContext, extra: Record<string, unknown> = {}): Promise<Running> {
+  const fake = await startFakeOllama()
+  t.after(async () => { await fake.close() })
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-shutdown-'))
+  const file = join(dir, 'config.yaml')
+  writeFileSync(file, stringify({
+    auth: { generate_tokens: [TOKENS.generate] },
+    service: { base_url: fake.url },
+    server: { host: '127.0.0.1', port: 0, ...extra }
+  }))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => { child.kill('SIGKILL') })
+  let output = ''
+  const exited = new Promise<{ code: number | null, at: number }>(resolve => child.on('exit', code => resolve({ code, at: performance.now() })))
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /"address":\["127\.0\.0\.1:(\d+)"\]/.exec(output)
+      if (match !== null) resolve(Number(match[1]))
+    })
+    child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    exited.then(() => reject(new Error('server exited: ' + output)), () => {})
+  })
+  return { child, port, exited, output: () => output }
+}
+
+function streamingRequest (port: number, chunks: number, delayMs: number): { socket: ReturnType<typeof connect>, received: () => string } {
+  const body = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], fake: { chunks, delay_ms: delayMs } })
+  const socket = connect(port, '127.0.0.1')
+  let received = ''
+  socket.on('data', chunk => { received += chunk.toString() })
+  socket.on('error', () => {})
+  socket.write(`POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  return { socket, received: () => received }
+}
+
+const sleep = async (ms: number) => await new Promise(resolve => setTimeout(resolve, ms))
+
+test('SIGTERM: stop accepting, 503 on kept-alive sockets, finish streams in flight, exit 0', async (t) => {
+  const server = await startServer(t)
+  const stream = streamingRequest(server.port, 10, 150)
+  await sleep(300)
+  server.child.kill('SIGTERM')
+  await sleep(200)
+  // A request pipelined on the open socket behind the stream is answered 503.
+  stream.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+  const refused = await new Promise<boolean>(resolve => {
+    const socket = connect(server.port, '127.0.0.1')
+    socket.on('connect', () => { socket.destroy(); resolve(false) })
+    socket.on('error', () => resolve(true))
+  })
+  assert.ok(refused, 'new connections are refused')
+  const { code } = await server.exited
+  assert.equal(code, 0)
+  await sleep(50)
+  const received = stream.received()
+  assert.match(received, /"done":true/, 'the stream in flight finished')
+  assert.match(received, /HTTP\/1\.1 503/, 'the request behind it got 503')
+  assert.match(server.output(), /shut down cleanly/)
+})
+
+test('after the drain period, remaining streams are cut and the process still exits 0', async (t) => {
+  const server = await startServer(t, { drain_timeout: 1 })
+  const stream = streamingRequest(server.port, 100, 100)
+  await sleep(300)
+  const signalledAt = performance.now()
+  server.child.kill('SIGTERM')
+  const { code, at } = await server.exited
+  assert.equal(code, 0)
+  assert.ok(at - signalledAt < 2500, `exited ${Math.round(at - signalledAt)} ms after SIGTERM`)
+  assert.doesNotMatch(stream.received(), /"done":true/)
+})
+
+test('a second signal exits at once', async (t) => {
+  const server = await startServer(t)
+  streamingRequest(server.port, 100, 100)
+  await sleep(300)
+  server.child.kill('SIGTERM')
+  await sleep(200)
+  const secondAt = performance.now()
+  server.child.kill('SIGINT')
+  const { at } = await server.exited
+  assert.ok(at - secondAt < 1000)
+})

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { TOKENS, bearer, jsonOf, sleep, startStack } from './helper.js'
+
+const gen = bearer(TOKENS.generate)
+const chat = (fake: Record<string, unknown>, stream = true) => JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream, fake })
+
+test('Ollama resetting before its first byte gives 502 JSON; the request id is in the log', async (t) => {
+  const stack = await startStack(t)
+  const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { ...gen, 'x-request-id': 'reset-1' }, body: chat({ fail: 'reset-before-headers' }) })
+  assert.equal(response.status, 502)
+  assert.deepEqual(await jsonOf(response), { error: 'Ollama is unreachable' })
+  await sleep(50)
+  const line = stack.logs.requestLines().find(l => l.reqId === 'reset-1')
+  assert.equal(line?.status, 502)
+  assert.ok((line?.upstream as { error?: string }).error)
+  assert.equal((await fetch(`${stack.url}/healthz`)).status, 200)
+})
+
+test('Ollama dying mid-stream ends the client\'s stream instead of hanging it', async (t) => {
+  const stack = await startStack(t)
+  const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: gen, body: chat({ fail: 'reset-midstream', chunks: 10, delay_ms: 20 }) })
+  assert.equal(response.status, 200)
+  const started = performance.now()
+  const outcome = await response.text().then(text => ({ ok: true, text }), (err: Error) => ({ ok: false, text: String(err) }))
+  assert.ok(performance.now() - started < 3000, 'the stream ended promptly')
+  assert.equal(outcome.ok, false, 'the client sees a truncated stream, not a clean end: ' + outcome.text)
+  const next = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: gen, body: chat({}, false) })
+  assert.equal(next.status, 200, 'the proxy serves the next request')
+  await next.arrayBuffer()
+})
+
+test('an error line inside a 200 stream passes through', async (t) => {
+  const stack = await startStack(t)
+  const response = await fetch(`${stack.url}/api/generate`, { method: 'POST', headers: gen, body: JSON.stringify({ model: 'llama3.2', prompt: 'x', fake: { fail: 'error-midstream' } }) })
+  assert.equal(response.status, 200)
+  const lines = (await response.text()).trim().split('\n').map(l => JSON.parse(l))
+  assert.ok('error' in lines.at(-1))
+})
+
+test('no first byte within first_byte_timeout gives 504 in dialect', async (t) => {
+  const stack = await startStack(t, { service: { first_byte_timeout: 1 } })
+  const started = performance.now()
+  const native = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: gen, body: chat({ first_byte_delay_ms: 5000 }) })
+  assert.equal(native.status, 504)
+  assert.deepEqual(await jsonOf(native), { error: 'Ollama did not answer in time' })
+  assert.ok(performance.now() - started < 4000)
+  const openai = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: gen, body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], fake: { first_byte_delay_ms: 5000 } }) })
+  assert.equal(openai.status, 504)
+  assert.equal((await jsonOf(openai)).error.type, 'api_error')
+  const anthropic = await fetch(`${stack.url}/v1/messages`, { method: 'POST', headers: gen, body: JSON.stringify({ model: 'llama3.2', max_tokens: 5, messages: [{ role: 'user', content: 'x' }], fake: { first_byte_delay_ms: 5000 } }) })
+  assert.equal(anthropic.status, 504)
+  assert.equal((await jsonOf(anthropic)).error.type, 'timeout_error')
+})
+
+test('a stream silent for longer than idle_timeout is ended; a slow but steady one is not', async (t) => {
+  const stack = await startStack(t, { service: { idle_timeout: 1 } })
+  const stalled = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: gen, body: chat({ chunks: 3, delay_ms: 3000 }) })
+  assert.equal(stalled.status, 200)
+  const started = performance.now()
+  const outcome = await stalled.text().then(() => 'completed', () => 'cut')
+  assert.equal(outcome, 'cut')
+  assert.ok(performance.now() - started < 3000)
+  const steady = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: gen, body: chat({ chunks: 8, delay_ms: 400 }) })
+  const lines = (await steady.text()).trim().split('\n')
+  assert.equal(lines.length, 9, 'a 3.2 s stream with 400 ms gaps completes: no total timeout')
+})
+
+test('Ollama\'s 503 "server busy" passes through and is never retried, GET included', async (t) => {
+  const stack = await startStack(t)
+  const response = await fetch(`${stack.url}/api/tags?fake_status=503`, { headers: gen })
+  assert.equal(response.status, 503)
+  await response.arrayBuffer()
+  assert.equal(stack.fake.count('/api/tags'), 1)
+})
