@@ -73,3 +73,26 @@ test('Ollama\'s 503 "server busy" passes through and is never retried, GET inclu
   await response.arrayBuffer()
   assert.equal(stack.fake.count('/api/tags'), 1)
 })
+
+test('an Ollama that never completes the TCP handshake gives 504 after connect_timeout', async (t) => {
+  const { spawn, spawnSync } = await import('node:child_process')
+  const { connect } = await import('node:net')
+  const { startProxy, testConfig } = await import('./helper.js')
+  if (spawnSync('python3', ['--version']).status !== 0) {
+    t.skip('python3 is needed to hold a listening socket that never accepts')
+    return
+  }
+  // A socket whose accept queue is full drops further SYNs: the connect hangs, as to a dead host.
+  const holder = spawn('python3', ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'])
+  t.after(() => { holder.kill() })
+  const port = await new Promise<number>(resolve => holder.stdout.once('data', data => resolve(Number(String(data).trim()))))
+  const fillers = Array.from({ length: 4 }, () => connect(port, '127.0.0.1').on('error', () => {}))
+  t.after(() => { for (const socket of fillers) socket.destroy() })
+  await sleep(200)
+  const proxy = await startProxy(t, testConfig(`http://127.0.0.1:${port}`, { service: { connect_timeout: 1 } }))
+  const started = performance.now()
+  const response = await fetch(`${proxy.url}/api/tags`, { headers: gen })
+  assert.equal(response.status, 504)
+  assert.deepEqual(await jsonOf(response), { error: 'Ollama did not answer in time' })
+  assert.ok(performance.now() - started < 3500)
+})
