@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendError } from './error-shapes.js'
+import { modelAllowed, modelsNamed, type ModelField } from './models.js'
 import { KeyRing, presentedToken, type Access, type ApiKey } from './keys.js'
 
 declare module 'fastify' {
@@ -15,6 +16,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** What a key needs to use this route; every route declares it in the route table. */
     access?: Access
+    /** Where the request names its model(s), checked against the key's allowlist. */
+    modelField?: ModelField
   }
 }
 
@@ -49,4 +52,24 @@ export default fp(async function authPlugin (fastify) {
     }
     done()
   })
-}, { name: 'auth', fastify: '5.x', dependencies: ['config'] })
+
+  // The allowlist needs the parsed body, so it runs once the body is read and validated.
+  fastify.addHook('preHandler', function checkModels (request, reply, done) {
+    const field = request.routeOptions.config.modelField
+    if (field === undefined) {
+      done()
+      return
+    }
+    const models = modelsNamed(field, request.body, request.params)
+    request.model = models[0]
+    const allowlist = request.apiKey?.models
+    if (allowlist != null) {
+      const refused = models.find(model => !modelAllowed(allowlist, model))
+      if (refused !== undefined) {
+        sendError(request, reply, 403, `this key may not use the model "${refused}"`)
+        return
+      }
+    }
+    done()
+  })
+}, { name: 'auth', fastify: '5.x', dependencies: ['config', 'request-log'] })

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { KeyScope, NamedKeyConfig } from './config-schema.js'
 import type { ProxyConfig } from './config-loader.js'
+import { compilePattern, type ModelPattern } from './models.js'
 
 /** What a route demands; 'public' routes need no key at all. */
 export type Access = 'public' | KeyScope | 'metrics'
@@ -20,8 +21,8 @@ export interface ApiKey {
   /** 'generate' or 'models' for the seed's token lists, 'metrics', or 'named'. */
   kind: 'generate' | 'models' | 'metrics' | 'named'
   scopes: ReadonlySet<Access>
-  /** Model allowlist patterns (already normalised), or null for every model. */
-  models: readonly string[] | null
+  /** Model allowlist, or null for every model. */
+  models: readonly ModelPattern[] | null
   limits: KeyLimits
   digest: Buffer
 }
@@ -44,13 +45,25 @@ function digestOf (configured: string): Buffer {
  * constant time; the map is keyed by digest, so the secret itself never steers a comparison.
  */
 export class KeyRing {
-  private readonly byDigest = new Map<string, ApiKey>()
+  private byDigest = new Map<string, ApiKey>()
 
-  constructor (auth: ProxyConfig['auth'], normaliseModel: (pattern: string) => string = p => p) {
-    auth.generateTokens.forEach(t => this.add(t, 'generate', SEED_GENERATE_SCOPES))
-    auth.modelTokens.forEach(t => this.add(t, 'models', SEED_MODEL_SCOPES))
-    auth.metricsTokens.forEach(t => this.add(t, 'metrics', ['metrics']))
-    auth.keys.forEach(k => this.addNamed(k, normaliseModel))
+  constructor (auth: ProxyConfig['auth']) {
+    this.load(auth)
+  }
+
+  /** Swaps in a whole new set of keys at once; requests in flight keep the key they matched. */
+  load (auth: ProxyConfig['auth']): void {
+    const previous = this.byDigest
+    this.byDigest = new Map()
+    try {
+      auth.generateTokens.forEach(t => this.add(t, 'generate', SEED_GENERATE_SCOPES))
+      auth.modelTokens.forEach(t => this.add(t, 'models', SEED_MODEL_SCOPES))
+      auth.metricsTokens.forEach(t => this.add(t, 'metrics', ['metrics']))
+      auth.keys.forEach(k => this.addNamed(k))
+    } catch (err) {
+      this.byDigest = previous
+      throw err
+    }
   }
 
   get size (): number {
@@ -73,14 +86,14 @@ export class KeyRing {
     this.store({ name: `${kind}-${id}`, id, kind, scopes: new Set(scopes), models: null, limits: NO_LIMITS, digest })
   }
 
-  private addNamed (config: NamedKeyConfig, normaliseModel: (pattern: string) => string): void {
+  private addNamed (config: NamedKeyConfig): void {
     const digest = digestOf(config.key)
     this.store({
       name: config.name,
       id: digest.toString('hex').slice(0, 8),
       kind: 'named',
       scopes: new Set<Access>(config.scopes),
-      models: config.models?.map(normaliseModel) ?? null,
+      models: config.models?.map(compilePattern) ?? null,
       limits: {
         requestsPerMinute: config.limits?.requests_per_minute ?? null,
         tokensPerMinute: config.limits?.tokens_per_minute ?? null,

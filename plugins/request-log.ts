@@ -6,41 +6,65 @@ declare module 'fastify' {
     /** The model the body names, for the log line and for allowlists. */
     model?: string
     /** Token counts read from Ollama's answer, when it reports them. */
-    usage?: { promptTokens: number, completionTokens: number }
+    usage?: TokenUsage
   }
+  interface FastifyInstance {
+    /** Called with each finished request's record (metrics listen here). */
+    onRequestDone (listener: (request: FastifyRequest, record: RequestRecord) => void): void
+  }
+}
+
+export interface TokenUsage { promptTokens: number, completionTokens: number }
+
+export interface RequestRecord {
+  route: string | null
+  status: number
+  ms: number
+  aborted: boolean
+}
+
+const round = (value: number) => Math.round(value * 10) / 10
+
+// The query string stays out of the log: it is the one place a careless client puts a secret.
+function pathOf (url: string): string {
+  const query = url.indexOf('?')
+  return query < 0 ? url : url.slice(0, query)
 }
 
 /**
  * One line per request (Fastify's own two request lines are off): request id, route, status,
- * duration, key name (never the key), model, upstream status and time to first byte.
+ * duration, key name (never the key), model, token usage, upstream status and time to first byte.
  */
 export default fp(async function requestLogPlugin (fastify) {
   fastify.decorateRequest('model', undefined)
   fastify.decorateRequest('usage', undefined)
+  const listeners: Array<(request: FastifyRequest, record: RequestRecord) => void> = []
+  fastify.decorate('onRequestDone', (listener: (request: FastifyRequest, record: RequestRecord) => void) => { listeners.push(listener) })
 
-  function logLine (request: FastifyRequest, status: number, ms: number | undefined, aborted: boolean): void {
+  function finish (request: FastifyRequest, record: RequestRecord): void {
     const upstream = request.upstream
     const key = request.apiKey
     request.log.info({
       method: request.method,
-      route: request.routeOptions.url ?? null,
+      route: record.route,
       path: pathOf(request.url),
-      status,
-      ms: ms === undefined ? undefined : Math.round(ms * 10) / 10,
+      status: record.status,
+      ms: round(record.ms),
       key: key?.name,
       keyKind: key?.kind,
       model: request.model,
+      usage: request.usage,
       upstream: upstream === undefined
         ? undefined
         : {
             status: upstream.status,
-            firstByteMs: upstream.firstByteMs === undefined ? undefined : Math.round(upstream.firstByteMs * 10) / 10,
+            firstByteMs: upstream.firstByteMs === undefined ? undefined : round(upstream.firstByteMs),
             host: upstream.host,
             error: upstream.error
           },
-      usage: request.usage,
-      aborted: aborted || undefined
+      aborted: record.aborted || undefined
     }, 'request')
+    for (const listener of listeners) listener(request, record)
   }
 
   // 'close' fires for every response, finished or not: a client that leaves early (before or
@@ -49,14 +73,13 @@ export default fp(async function requestLogPlugin (fastify) {
     reply.header('x-request-id', request.id)
     reply.raw.once('close', () => {
       const finished = reply.raw.writableFinished
-      logLine(request, finished ? reply.statusCode : 499, reply.elapsedTime, !finished)
+      finish(request, {
+        route: request.routeOptions.url ?? null,
+        status: finished ? reply.statusCode : 499,
+        ms: reply.elapsedTime,
+        aborted: !finished
+      })
     })
     done()
   })
 }, { name: 'request-log', fastify: '5.x' })
-
-// The query string stays out of the log: it is the one place a careless client puts a secret.
-function pathOf (url: string): string {
-  const query = url.indexOf('?')
-  return query < 0 ? url : url.slice(0, query)
-}

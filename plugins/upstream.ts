@@ -16,6 +16,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Asks each upstream for GET /api/version within 2 s; true where it answered 200. */
     probeUpstreams (): Promise<boolean[]>
+    /** Registers a reader of every upstream answer that is streamed to a client (usage counting). */
+    observeUpstream (observer: UpstreamObserver): void
   }
 }
 
@@ -35,6 +37,9 @@ export interface UpstreamResponse {
   headers: IncomingHttpHeaders
   stream: NodeJS.ReadableStream
 }
+
+/** Sees an upstream body as it is piped to the client; it must not pause or consume it. */
+export type UpstreamObserver = (request: FastifyRequest, stream: NodeJS.ReadableStream) => void
 
 export interface ForwardOptions {
   /** Replaces the default pass-through of Ollama's answer (listing filters, usage taps). */
@@ -106,7 +111,7 @@ function mapUpstreamError (reply: FastifyReply, { error }: { error: Error & { co
   sendError(request, reply, 502, 'Ollama is unreachable')
 }
 
-function recordResponse (request: FastifyRequest, reply: FastifyReply, response: UpstreamResponse): void {
+function recordResponse (this: UpstreamObserver[], request: FastifyRequest, reply: FastifyReply, response: UpstreamResponse): void {
   const upstream = request.upstream
   if (upstream !== undefined) {
     upstream.firstByteMs = performance.now() - upstream.startedAt
@@ -118,6 +123,8 @@ function recordResponse (request: FastifyRequest, reply: FastifyReply, response:
     return
   }
   reply.send(response.stream)
+  // Added after send() has piped the stream, so an extra 'data' listener only watches.
+  for (const observe of this) observe(request, response.stream)
 }
 
 const kOnResponse = Symbol('forward.onResponse')
@@ -152,6 +159,9 @@ export default fp(async function upstreamPlugin (fastify) {
   })
 
   fastify.decorateRequest('upstream', undefined)
+  const observers: UpstreamObserver[] = []
+  const onUpstreamResponse = recordResponse.bind(observers)
+  fastify.decorate('observeUpstream', (observer: UpstreamObserver) => { observers.push(observer) })
   fastify.decorateReply('forward', function forward (this: FastifyReply, upstreamPath: string, options?: ForwardOptions) {
     const request = this.request
     const raw = this.raw as RawReplyDefaultExpression<RawServerBase> & { [kAbort]?: AbortController }
@@ -167,7 +177,7 @@ export default fp(async function upstreamPlugin (fastify) {
         ...(body !== undefined ? { body, contentType: 'application/json' } : {}),
         rewriteRequestHeaders: stripClientHeaders as never,
         rewriteHeaders: stripHopByHop,
-        onResponse: recordResponse as never,
+        onResponse: onUpstreamResponse as never,
         onError: mapUpstreamError as never
       })
     } finally {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { acceptJsonBodies, acceptRawBodies } from '../plugins/body.js'
+import { filteredListing } from '../plugins/listing.js'
 import { upstreamPathFor, type RouteSpec } from './route-table.js'
 
 declare module 'fastify' {
@@ -10,23 +11,14 @@ declare module 'fastify' {
 
 type Params = Record<string, string> | undefined
 
-/** The models a request names, in the order Ollama reads them. */
-export function modelsNamed (spec: RouteSpec, body: unknown, params: Params): string[] {
-  const fields = (body ?? {}) as Record<string, unknown>
-  const text = (value: unknown) => typeof value === 'string' && value !== '' ? [value] : []
-  switch (spec.model) {
-    case 'body': return text(fields.model).length > 0 ? text(fields.model) : text(fields.name)
-    case 'copy': return [...text(fields.source), ...text(fields.destination)]
-    case 'param': return text(params?.model)
-    default: return []
-  }
-}
-
 function proxyHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const spec = request.routeOptions.config.spec as RouteSpec
-  const params = request.params as Params
-  request.model = modelsNamed(spec, request.body, params)[0]
-  return reply.forward(upstreamPathFor(spec, params))
+  const path = upstreamPathFor(spec, request.params as Params)
+  const allowlist = request.apiKey?.models
+  if (spec.listing !== undefined && allowlist != null) {
+    return reply.forward(path, { onResponse: filteredListing(spec.listing, allowlist) })
+  }
+  return reply.forward(path)
 }
 
 export function routeOptionsFor (spec: RouteSpec): RouteOptions {
@@ -37,7 +29,7 @@ export function routeOptionsFor (spec: RouteSpec): RouteOptions {
       ...(spec.schema !== undefined ? { body: spec.schema } : {}),
       ...(spec.params !== undefined ? { params: spec.params } : {})
     },
-    config: { access: spec.access, spec },
+    config: { access: spec.access, modelField: spec.model, countsTokens: spec.access === 'generate' && spec.model === 'body', spec },
     handler: proxyHandler
   }
 }

@@ -1,5 +1,6 @@
 import type { TSchema } from 'typebox'
 import type { Access } from '../plugins/keys.js'
+import type { Listing, ModelField } from '../plugins/models.js'
 import { params, schemas } from './schemas.js'
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE'
@@ -21,9 +22,9 @@ export interface RouteSpec {
   /** How Ollama answers: NDJSON stream, SSE when the client asks for it, or one document. */
   answer: 'ndjson' | 'sse' | 'json'
   /** Where the request names its model(s): for logs, allowlists and routing. */
-  model?: 'body' | 'copy' | 'param'
+  model?: ModelField
   /** Model listings that are filtered per key. */
-  listing?: 'tags' | 'ps' | 'openai-models'
+  listing?: Listing
 }
 
 type Row = Omit<RouteSpec, 'upstream' | 'answer'> & { upstream?: string, answer?: RouteSpec['answer'] }

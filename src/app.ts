@@ -10,6 +10,11 @@ import corsPlugin from '../plugins/cors.js'
 import errorsPlugin, { formatSchemaErrors } from '../plugins/errors.js'
 import requestLogPlugin from '../plugins/request-log.js'
 import upstreamPlugin from '../plugins/upstream.js'
+import limitsPlugin from '../plugins/limits.js'
+import metricsPlugin from '../plugins/metrics.js'
+import reloadPlugin from '../plugins/reload.js'
+import usagePlugin from '../plugins/usage.js'
+import metricsRoutes from '../routes/metrics.js'
 import generationRoutes from '../routes/generation.js'
 import healthRoutes from '../routes/health.js'
 import methodNotAllowed from '../routes/method-not-allowed.js'
@@ -17,19 +22,26 @@ import modelManagementRoutes from '../routes/model-management.js'
 
 export interface AppOptions {
   config: ProxyConfig
+  /** Reload the config on SIGHUP and when the file changes (the server does; tests need not). */
+  watchConfig?: boolean
 }
 
 /** The whole proxy as one plugin; server.ts and the tests register it on a Fastify instance. */
-const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { config }) {
+const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { config, watchConfig = false }) {
   await fastify.register(configPlugin, { config })
   await fastify.register(errorsPlugin)
   await fastify.register(requestLogPlugin)
   // CORS before auth: preflights are answered without a key and 401s carry CORS headers.
   await fastify.register(corsPlugin)
   await fastify.register(authPlugin)
+  await fastify.register(reloadPlugin, { watch: watchConfig })
+  await fastify.register(limitsPlugin)
   await fastify.register(upstreamPlugin)
+  await fastify.register(metricsPlugin)
+  await fastify.register(usagePlugin)
 
   await fastify.register(healthRoutes)
+  await fastify.register(metricsRoutes)
   await fastify.register(generationRoutes)
   await fastify.register(modelManagementRoutes)
   await fastify.register(methodNotAllowed)

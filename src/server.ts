@@ -33,7 +33,7 @@ async function main (): Promise<void> {
   }
 
   const server = Fastify(serverOptions(config, logger))
-  await server.register(fp(app), { config })
+  await server.register(fp(app), { config, watchConfig: true })
   handleShutdownSignals(server, { drainTimeoutMs: config.server.drainTimeoutMs })
   await server.listen({ host: config.server.host, port: config.server.port })
   logger.info({

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { startStack, TOKENS, type Stack } from './helper.js'
+import { sleep, startStack, TOKENS, type Stack } from './helper.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
@@ -60,8 +60,7 @@ async function callFromPage (page: Page, call: PageCall): Promise<PageResult> {
       response = await fetch(url, {
         method: 'POST',
         headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify(body),
-        cache: 'no-store'
+        body: JSON.stringify(body)
       })
     } catch (error) {
       const e = error as Error
@@ -106,6 +105,13 @@ function assertNoOriginForwarded (stack: Stack): void {
   }
 }
 
+/** The proxy's request log as `METHOD path status`, waiting briefly for lines written on socket close. */
+async function requestLog (stack: Stack, expected: number): Promise<string[]> {
+  const read = () => stack.logs.requestLines().map(line => `${String(line.method)} ${String(line.path)} ${String(line.status)}`)
+  for (let i = 0; i < 50 && read().length < expected; i++) await sleep(20)
+  return read()
+}
+
 if (!existsSync(CHROMIUM)) {
   test('browser: CORS and streaming through a real Chromium', { skip: `chromium not installed at ${CHROMIUM}` }, () => {})
 } else {
@@ -117,7 +123,7 @@ if (!existsSync(CHROMIUM)) {
     const context = await browser.newContext()
     const page = await context.newPage()
     await page.goto(`${pageOrigin}/`)
-    assert.equal(await page.evaluate(() => location.origin), pageOrigin)
+    assert.equal(await page.evaluate('location.origin'), pageOrigin)
 
     await t.test('a streamed chat passes the preflight and arrives chunk by chunk', async (t) => {
       const stack = await startStack(t)
@@ -148,6 +154,7 @@ if (!existsSync(CHROMIUM)) {
       assert.equal(forwarded.length, 1, 'one chat request reached Ollama (never the preflight)')
       assert.equal(forwarded[0].method, 'POST')
       assert.equal(stack.fake.count('/api/chat', 'OPTIONS'), 0)
+      assert.deepEqual(await requestLog(stack, 2), ['OPTIONS /api/chat 204', 'POST /api/chat 200'], 'the browser sent a preflight first')
       assertNoOriginForwarded(stack)
     })
 
@@ -178,6 +185,8 @@ if (!existsSync(CHROMIUM)) {
       assert.equal(result.ok, false, `the browser should refuse, got status ${String(result.status)}`)
       assert.equal(result.errorName, 'TypeError')
       assert.equal(stack.fake.count('/api/chat'), 0, 'Ollama saw no chat request')
+      await sleep(100) // a POST, had the browser sent one, would be logged by now
+      assert.deepEqual(await requestLog(stack, 1), ['OPTIONS /api/chat 204'], 'only the preflight reached the proxy')
       assertNoOriginForwarded(stack)
     })
 

@@ -41,10 +41,10 @@ test(`fuzz: ${REQUESTS} generated requests across all routes (seed ${SEED})`, as
     return next() < 0.5 ? value : pick(junkValues)
   }
 
-  function bodyFor (init: RequestInit): BodyInit | undefined {
+  function bodyFor (init: RequestInit): RequestInit['body'] | undefined {
     const roll = next()
     if (init.body === undefined || init.body === '') return roll < 0.1 ? '{"model":"x"}' : undefined
-    if (typeof init.body !== 'string') return roll < 0.5 ? init.body as BodyInit : Buffer.from(Array.from({ length: 64 }, () => Math.floor(next() * 256)))
+    if (typeof init.body !== 'string') return roll < 0.5 ? init.body as RequestInit['body'] : Buffer.from(Array.from({ length: 64 }, () => Math.floor(next() * 256)))
     if (roll < 0.35) return init.body
     if (roll < 0.75) return init.body.startsWith('{') ? JSON.stringify(mutate(JSON.parse(init.body))) : init.body.replace('model', 'm0del')
     if (roll < 0.85) return init.body.slice(0, Math.floor(next() * init.body.length))

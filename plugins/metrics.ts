@@ -1,0 +1,78 @@
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { TokenUsage } from './request-log.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: ProxyMetrics
+  }
+}
+
+/** Models are client-chosen strings; past this many distinct labels the rest count as "other". */
+const MAX_MODEL_LABELS = 200
+
+export interface ProxyMetrics {
+  registry: Registry
+  recordTokens (key: string, model: string, usage: TokenUsage): void
+  upstreamHost (host: string, healthy: boolean, inFlight: number): void
+}
+
+/**
+ * Prometheus metrics (prom-client) on a registry of the app's own. Labels stay bounded: routes
+ * are route-table patterns, keys are names from the config, models are normalised and capped.
+ */
+export default fp(async function metricsPlugin (fastify) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'ollama_proxy_process_' })
+
+  const requests = new Counter({ name: 'ollama_proxy_requests_total', help: 'Requests by route, status and key name', labelNames: ['route', 'method', 'status', 'key'], registers: [registry] })
+  const tokens = new Counter({ name: 'ollama_proxy_tokens_total', help: 'Tokens reported by Ollama, by key, model and kind (prompt or completion)', labelNames: ['key', 'model', 'kind'], registers: [registry] })
+  const inFlight = new Gauge({ name: 'ollama_proxy_in_flight_requests', help: 'Requests and streams in flight to Ollama', labelNames: ['key'], registers: [registry] })
+  const firstByte = new Histogram({ name: 'ollama_proxy_upstream_first_byte_seconds', help: 'Time until Ollama\'s status line and headers', labelNames: ['route'], buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [registry] })
+  const duration = new Histogram({ name: 'ollama_proxy_request_duration_seconds', help: 'Whole request duration, streams included', labelNames: ['route'], buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800], registers: [registry] })
+  const upstreamErrors = new Counter({ name: 'ollama_proxy_upstream_errors_total', help: 'Upstream failures by reason', labelNames: ['reason'], registers: [registry] })
+  const hostHealthy = new Gauge({ name: 'ollama_proxy_upstream_healthy', help: '1 when the Ollama host passes its health checks', labelNames: ['host'], registers: [registry] })
+  const hostInFlight = new Gauge({ name: 'ollama_proxy_upstream_in_flight', help: 'Requests in flight per Ollama host', labelNames: ['host'], registers: [registry] })
+
+  const models = new Set<string>()
+  const modelLabel = (model: string) => {
+    if (models.has(model)) return model
+    if (models.size >= MAX_MODEL_LABELS) return 'other'
+    models.add(model)
+    return model
+  }
+
+  const metrics: ProxyMetrics = {
+    registry,
+    recordTokens (key, model, usage) {
+      const label = modelLabel(model)
+      if (usage.promptTokens > 0) tokens.inc({ key, model: label, kind: 'prompt' }, usage.promptTokens)
+      if (usage.completionTokens > 0) tokens.inc({ key, model: label, kind: 'completion' }, usage.completionTokens)
+    },
+    upstreamHost (host, healthy, count) {
+      hostHealthy.set({ host }, healthy ? 1 : 0)
+      hostInFlight.set({ host }, count)
+    }
+  }
+  fastify.decorate('metrics', metrics)
+
+  fastify.observeUpstream((request) => {
+    const key = request.apiKey?.name ?? 'none'
+    inFlight.inc({ key })
+  })
+
+  fastify.onRequestDone((request, record) => {
+    const key = request.apiKey?.name ?? 'none'
+    const route = record.route ?? 'other'
+    requests.inc({ route, method: request.method, status: String(record.status), key })
+    duration.observe({ route }, record.ms / 1000)
+    const upstream = request.upstream
+    if (upstream === undefined) return
+    if (upstream.status !== undefined) {
+      // Counted up when Ollama answered (observeUpstream), down here however the request ended.
+      inFlight.dec({ key })
+      if (upstream.firstByteMs !== undefined) firstByte.observe({ route }, upstream.firstByteMs / 1000)
+    }
+    if (upstream.error !== undefined) upstreamErrors.inc({ reason: upstream.error })
+  })
+}, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log'] })

@@ -1,0 +1,71 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { normaliseModel } from './models.js'
+import type { TokenUsage } from './request-log.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Inference routes whose answers carry Ollama's token counts. */
+    countsTokens?: boolean
+  }
+}
+
+// Ollama's figures in each dialect: native final chunk, OpenAI `usage`, Anthropic/Responses usage.
+const USAGE_FIELD = /"(prompt_eval_count|eval_count|prompt_tokens|completion_tokens|input_tokens|output_tokens)":\s*(\d+)/g
+const PROMPT_FIELDS = new Set(['prompt_eval_count', 'prompt_tokens', 'input_tokens'])
+const MARKERS = [Buffer.from('_count"'), Buffer.from('_tokens"')]
+const MARKER_TEXT = /_count"|_tokens"/
+/** Enough of the previous chunk to find a field split across two chunks. */
+const CARRY = 40
+
+/** Finds Ollama's token counts in an answer as it streams by, without delaying or copying it. */
+export class UsageScanner {
+  prompt: number | undefined
+  completion: number | undefined
+  private carry = ''
+
+  scan (chunk: Buffer): void {
+    const head = this.carry + chunk.toString('latin1', 0, Math.min(chunk.length, CARRY))
+    if (!MARKERS.some(marker => chunk.includes(marker)) && !MARKER_TEXT.test(head)) {
+      this.carry = chunk.toString('latin1', Math.max(0, chunk.length - CARRY))
+      return
+    }
+    const text = this.carry + chunk.toString('latin1')
+    for (const match of text.matchAll(USAGE_FIELD)) {
+      const value = Number(match[2])
+      if (PROMPT_FIELDS.has(match[1])) this.prompt = value
+      else this.completion = value
+    }
+    this.carry = text.slice(Math.max(0, text.length - CARRY))
+  }
+
+  get usage (): TokenUsage | undefined {
+    if (this.prompt === undefined && this.completion === undefined) return undefined
+    return { promptTokens: this.prompt ?? 0, completionTokens: this.completion ?? 0 }
+  }
+}
+
+/**
+ * Reads token counts from inference answers as they stream to the client, puts them on the
+ * request (and so on its log line), and charges them to the key's token window.
+ */
+export default fp(async function usagePlugin (fastify) {
+  fastify.observeUpstream(function countTokens (request: FastifyRequest, stream: NodeJS.ReadableStream) {
+    if (request.routeOptions.config.countsTokens !== true) return
+    const scanner = new UsageScanner()
+    stream.on('data', (chunk: Buffer) => scanner.scan(chunk))
+    stream.once('end', () => {
+      const usage = scanner.usage
+      if (usage === undefined) return
+      request.usage = usage
+      const key = request.apiKey
+      const total = usage.promptTokens + usage.completionTokens
+      if (key !== undefined && key.limits.tokensPerMinute !== null && total > 0) {
+        Promise.resolve(fastify.tokenWindows.add(key.name, total, Date.now())).catch((err: unknown) => {
+          request.log.warn({ err }, 'could not record token usage')
+        })
+      }
+      fastify.metrics?.recordTokens(key?.name ?? 'none', request.model === undefined ? 'other' : normaliseModel(request.model), usage)
+    })
+  })
+}, { name: 'usage', fastify: '5.x', dependencies: ['upstream', 'limits', 'request-log'] })
