@@ -57,9 +57,9 @@ export function testConfig (fakeUrl: string, extra: Record<string, unknown> = {}
 }
 
 /** Builds the proxy exactly as server.ts does and listens on a real loopback port. */
-export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture()): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
+export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture(), watchConfig = false): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
   const server = Fastify(serverOptions(config, createLogger(config.log.level, logs)))
-  await server.register(fp(app), { config })
+  await server.register(fp(app), { config, watchConfig })
   await server.listen({ host: '127.0.0.1', port: 0 })
   const address = server.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { routeTable, type RouteSpec } from '../routes/route-table.js'
+import { jsonOf, startStack } from './helper.js'
+import { sampleRequest, withHeaders } from './samples.js'
+
+const KEYS = {
+  generate: 'named-generate-key-0000000000000001',
+  read: 'named-read-key-00000000000000000002',
+  admin: 'named-admin-key-0000000000000000003',
+  limited: 'named-limited-key-000000000000000004'
+}
+
+const namedKeys = {
+  auth: {
+    generate_tokens: [],
+    model_tokens: [],
+    keys: [
+      { name: 'gen', key: KEYS.generate, scopes: ['generate'] },
+      { name: 'reader', key: KEYS.read, scopes: ['models:read'] },
+      { name: 'admin', key: KEYS.admin, scopes: ['models:admin'] },
+      { name: 'limited', key: KEYS.limited, scopes: ['generate', 'models:read', 'models:admin'], models: ['llama3.2*'] }
+    ]
+  }
+}
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` })
+
+test('scope matrix over the whole route table: each scope opens exactly its routes', async (t) => {
+  const stack = await startStack(t, namedKeys)
+  const scopeKeys = { generate: KEYS.generate, 'models:read': KEYS.read, 'models:admin': KEYS.admin } as const
+  for (const spec of routeTable) {
+    for (const [scope, key] of Object.entries(scopeKeys)) {
+      const { path, init } = sampleRequest(spec)
+      const before = stack.fake.requests.length
+      const response = await fetch(stack.url + path, withHeaders(init, auth(key)))
+      const text = await response.text()
+      const label = `${spec.method} ${spec.path} with a ${scope} key`
+      if (spec.access === 'public' || spec.access === scope) {
+        assert.equal(stack.fake.requests.length, before + 1, `${label} reaches Ollama: ${response.status} ${text}`)
+      } else {
+        assert.equal(response.status, 401, `${label}: ${text}`)
+        assert.equal(stack.fake.requests.length, before, label)
+      }
+    }
+  }
+})
+
+/** The sample body with every model it names replaced. */
+function withModel (spec: RouteSpec, model: string): { path: string, init: RequestInit } {
+  const { path, init } = sampleRequest(spec)
+  if (spec.model === 'param') return { path: path.replace('llama3.2', encodeURIComponent(model)), init }
+  const body = JSON.parse(String(init.body)) as Record<string, unknown>
+  if (spec.model === 'copy') body.destination = model
+  else if ('name' in body) body.name = model
+  else body.model = model
+  return { path, init: { ...init, body: JSON.stringify(body) } }
+}
+
+test('a model allowlist applies on every route that names a model, in each dialect', async (t) => {
+  const stack = await startStack(t, namedKeys)
+  const modelRoutes = routeTable.filter(r => r.model !== undefined)
+  assert.ok(modelRoutes.length >= 20)
+  for (const spec of modelRoutes) {
+    const label = `${spec.method} ${spec.path}`
+    const allowed = withModel(spec, spec.model === 'copy' ? 'llama3.2-backup' : 'LLAMA3.2:latest')
+    let before = stack.fake.requests.length
+    const ok = await fetch(stack.url + allowed.path, withHeaders(allowed.init, auth(KEYS.limited)))
+    await ok.arrayBuffer()
+    assert.equal(stack.fake.requests.length, before + 1, `${label} with an allowed model reaches Ollama (${ok.status})`)
+
+    const refused = withModel(spec, 'qwen3:8b')
+    before = stack.fake.requests.length
+    const response = await fetch(stack.url + refused.path, withHeaders(refused.init, auth(KEYS.limited)))
+    assert.equal(response.status, 403, label)
+    const body = await jsonOf(response)
+    if (spec.path === '/v1/messages') assert.equal(body.error.type, 'permission_error')
+    else if (spec.path.startsWith('/v1/')) assert.equal(body.error.type, 'permission_error')
+    else assert.match(body.error, /may not use the model "qwen3:8b"/)
+    assert.equal(stack.fake.requests.length, before, `${label} with a refused model never reaches Ollama`)
+  }
+})
+
+test('listings show a key only its allowed models, with a correct Content-Length', async (t) => {
+  const stack = await startStack(t, namedKeys)
+  const tags = await fetch(`${stack.url}/api/tags`, { headers: auth(KEYS.limited) })
+  const tagsText = await tags.text()
+  assert.equal(Number(tags.headers.get('content-length')), Buffer.byteLength(tagsText))
+  assert.deepEqual(JSON.parse(tagsText).models.map((m: { name: string }) => m.name), ['llama3.2:latest'])
+  const ps = await jsonOf(await fetch(`${stack.url}/api/ps`, { headers: auth(KEYS.limited) }))
+  assert.ok(ps.models.every((m: { name: string }) => m.name.startsWith('llama3.2')))
+  const openai = await jsonOf(await fetch(`${stack.url}/v1/models`, { headers: auth(KEYS.limited) }))
+  assert.deepEqual(openai.data.map((m: { id: string }) => m.id), ['llama3.2:latest'])
+  const unfiltered = await jsonOf(await fetch(`${stack.url}/api/tags`, { headers: auth(KEYS.read) }))
+  assert.ok(unfiltered.models.length >= 4, 'a key without an allowlist sees everything')
+})

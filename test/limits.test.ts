@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { jsonOf, sleep, startStack } from './helper.js'
+
+const KEY = 'limited-key-000000000000000000000001'
+const auth = { authorization: `Bearer ${KEY}` }
+
+function keyWith (limits: Record<string, number>) {
+  return { auth: { generate_tokens: [], keys: [{ name: 'app', key: KEY, scopes: ['generate', 'models:read'], limits }] } }
+}
+
+const chat = (fake: Record<string, unknown> = {}, stream = false) =>
+  JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream, fake })
+
+test('requests per minute: over the limit is 429 with Retry-After and RateLimit headers, in dialect', async (t) => {
+  const stack = await startStack(t, keyWith({ requests_per_minute: 3 }))
+  for (let i = 0; i < 3; i++) {
+    const ok = await fetch(`${stack.url}/api/tags`, { headers: auth })
+    assert.equal(ok.status, 200)
+    assert.equal(ok.headers.get('ratelimit-limit'), '3')
+    assert.equal(ok.headers.get('ratelimit-remaining'), String(2 - i))
+    await ok.arrayBuffer()
+  }
+  const over = await fetch(`${stack.url}/api/tags`, { headers: auth })
+  assert.equal(over.status, 429)
+  assert.ok(Number(over.headers.get('retry-after')) > 0)
+  assert.equal(over.headers.get('ratelimit-limit'), '3')
+  assert.equal(over.headers.get('ratelimit-remaining'), '0')
+  assert.ok(over.headers.get('ratelimit-reset') !== null)
+  assert.match((await jsonOf(over)).error, /3 requests per minute/)
+  const anthropic = await fetch(`${stack.url}/v1/messages`, { method: 'POST', headers: auth, body: '{"model":"llama3.2","max_tokens":5,"messages":[{"role":"user","content":"x"}]}' })
+  assert.equal(anthropic.status, 429)
+  assert.equal((await jsonOf(anthropic)).error.type, 'rate_limit_error')
+  assert.equal(stack.fake.count('/api/tags'), 3)
+})
+
+test('tokens per minute: counted from Ollama\'s figures, then 429 until the window turns', async (t) => {
+  const stack = await startStack(t, keyWith({ tokens_per_minute: 20 }))
+  // Windows are fixed minutes: keep the three requests inside one.
+  if (Date.now() % 60_000 > 57_000) await sleep(3500)
+  // The fake reports 11 prompt tokens and one completion token per chunk (3 by default).
+  const first = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
+  assert.equal(first.status, 200)
+  await first.arrayBuffer()
+  const second = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat({}, true) })
+  assert.equal(second.status, 200)
+  await second.arrayBuffer()
+  await sleep(20)
+  const third = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
+  assert.equal(third.status, 429)
+  assert.equal(third.headers.get('ratelimit-limit'), '20')
+  assert.ok(Number(third.headers.get('retry-after')) >= 1 && Number(third.headers.get('retry-after')) <= 60)
+  assert.match((await jsonOf(third)).error, /20 tokens per minute/)
+  assert.equal(stack.fake.count('/api/chat'), 2)
+})
+
+test('concurrent requests: the slot after the limit is 429, and slots come back', async (t) => {
+  const stack = await startStack(t, keyWith({ concurrent: 2 }))
+  const slow = () => fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat({ first_byte_delay_ms: 600 }) })
+  const running = [slow(), slow()]
+  await sleep(150)
+  const third = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
+  assert.equal(third.status, 429)
+  assert.equal(third.headers.get('retry-after'), '1')
+  assert.match((await jsonOf(third)).error, /2 requests at once/)
+  for (const response of await Promise.all(running)) {
+    assert.equal(response.status, 200)
+    await response.arrayBuffer()
+  }
+  await sleep(20)
+  const after = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
+  assert.equal(after.status, 200)
+  await after.arrayBuffer()
+})
+
+test('1,000 aborted requests leave every concurrency slot free', async (t) => {
+  const stack = await startStack(t, keyWith({ concurrent: 4 }))
+  let accepted = 0
+  for (let round = 0; round < 250; round++) {
+    const controllers = Array.from({ length: 4 }, () => new AbortController())
+    const calls = controllers.map(async (controller, i) => {
+      // Half leave before Ollama answers, half in the middle of the stream.
+      const fake = i % 2 === 0 ? { first_byte_delay_ms: 5000 } : { chunks: 100, delay_ms: 50 }
+      const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat(fake, true), signal: controller.signal })
+      if (response.status === 200) accepted++
+      await response.body?.getReader().read()
+    })
+    await sleep(15)
+    for (const controller of controllers) controller.abort()
+    await Promise.allSettled(calls)
+    for (let wait = 0; wait < 100 && stack.app.concurrencySlots.count('app') > 0; wait++) await sleep(5)
+  }
+  assert.equal(stack.app.concurrencySlots.count('app'), 0)
+  assert.ok(accepted > 300, `${accepted} streams had started before their client left`)
+  const after = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
+  assert.equal(after.status, 200)
+  await after.arrayBuffer()
+})

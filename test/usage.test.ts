@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { UsageScanner } from '../plugins/usage.js'
+import { bearer, sleep, startStack, TOKENS, type Stack } from './helper.js'
+
+const gen = bearer(TOKENS.generate)
+
+async function usageLogged (stack: Stack, requestId: string): Promise<unknown> {
+  await sleep(30)
+  return stack.logs.requestLines().find(line => line.reqId === requestId)?.usage
+}
+
+test('token counts are read from native, OpenAI and Anthropic answers, streamed or not', async (t) => {
+  const stack = await startStack(t)
+  const cases: Array<[string, string, unknown, { promptTokens: number, completionTokens: number }]> = [
+    ['native-stream', '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], fake: { chunks: 4, prompt_tokens: 17 } }, { promptTokens: 17, completionTokens: 4 }],
+    ['native-json', '/api/generate', { model: 'llama3.2', prompt: 'x', stream: false, fake: { chunks: 5 } }, { promptTokens: 11, completionTokens: 5 }],
+    ['native-embed', '/api/embed', { model: 'nomic-embed-text', input: ['a', 'b'] }, { promptTokens: 11, completionTokens: 0 }],
+    ['openai-json', '/v1/chat/completions', { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], fake: { chunks: 2 } }, { promptTokens: 11, completionTokens: 2 }],
+    ['openai-sse', '/v1/chat/completions', { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true }, fake: { chunks: 6, prompt_tokens: 9 } }, { promptTokens: 9, completionTokens: 6 }],
+    ['openai-completions', '/v1/completions', { model: 'llama3.2', prompt: 'x', fake: { chunks: 3 } }, { promptTokens: 11, completionTokens: 3 }],
+    ['responses', '/v1/responses', { model: 'llama3.2', input: 'x', fake: { chunks: 3 } }, { promptTokens: 11, completionTokens: 3 }],
+    ['anthropic-json', '/v1/messages', { model: 'llama3.2', max_tokens: 50, messages: [{ role: 'user', content: 'x' }], fake: { chunks: 3 } }, { promptTokens: 11, completionTokens: 3 }],
+    ['anthropic-sse', '/v1/messages', { model: 'llama3.2', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'x' }], fake: { chunks: 7, prompt_tokens: 13 } }, { promptTokens: 13, completionTokens: 7 }]
+  ]
+  for (const [id, path, body, expected] of cases) {
+    const response = await fetch(stack.url + path, { method: 'POST', headers: { ...gen, 'x-request-id': id }, body: JSON.stringify(body) })
+    assert.equal(response.status, 200, id)
+    await response.arrayBuffer()
+    assert.deepEqual(await usageLogged(stack, id), expected, id)
+  }
+})
+
+test('the scanner finds counts split across chunk boundaries', () => {
+  const line = '{"done":true,"prompt_eval_count":1234,"eval_count":5678}\n'
+  for (let cut = 1; cut < line.length; cut++) {
+    const scanner = new UsageScanner()
+    scanner.scan(Buffer.from('{"response":"' + 'x'.repeat(100) + '"}\n'))
+    scanner.scan(Buffer.from(line.slice(0, cut)))
+    scanner.scan(Buffer.from(line.slice(cut)))
+    assert.deepEqual(scanner.usage, { promptTokens: 1234, completionTokens: 5678 }, `cut at ${cut}`)
+  }
+})
+
+test('/metrics: Prometheus text for model and metrics keys, with per-key token usage', async (t) => {
+  const metricsToken = 'metrics-only-token-00000000000000009'
+  const stack = await startStack(t, {
+    auth: {
+      metrics_tokens: [metricsToken],
+      keys: [{ name: 'web-app', key: 'web-app-key-000000000000000000000005', scopes: ['generate'] }]
+    }
+  })
+  const webApp = { authorization: 'Bearer web-app-key-000000000000000000000005' }
+  for (let i = 0; i < 2; i++) {
+    const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: webApp, body: JSON.stringify({ model: 'Llama3.2', messages: [{ role: 'user', content: 'x' }], fake: { chunks: 4 } }) })
+    await response.arrayBuffer()
+  }
+  const denied = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: bearer(TOKENS.other), body: '{}' })
+  await denied.arrayBuffer()
+  await sleep(30)
+
+  assert.equal((await fetch(`${stack.url}/metrics`, { headers: gen })).status, 401, 'a generate key may not read metrics')
+  assert.equal((await fetch(`${stack.url}/metrics`)).status, 401)
+  const onlyMetrics = await fetch(`${stack.url}/api/tags`, { headers: bearer(metricsToken) })
+  assert.equal(onlyMetrics.status, 401, 'a metrics key can do nothing else')
+  await onlyMetrics.arrayBuffer()
+
+  for (const token of [TOKENS.model, metricsToken]) {
+    const response = await fetch(`${stack.url}/metrics`, { headers: bearer(token) })
+    assert.equal(response.status, 200)
+    assert.match(response.headers.get('content-type') ?? '', /text\/plain/)
+    const samples = parsePrometheus(await response.text())
+    const model = 'registry.ollama.ai/library/llama3.2:latest'
+    assert.equal(samples.get(`ollama_proxy_tokens_total{key="web-app",model="${model}",kind="prompt"}`), 22)
+    assert.equal(samples.get(`ollama_proxy_tokens_total{key="web-app",model="${model}",kind="completion"}`), 8)
+    assert.equal(samples.get('ollama_proxy_requests_total{route="/api/chat",method="POST",status="200",key="web-app"}'), 2)
+    assert.equal(samples.get('ollama_proxy_requests_total{route="/api/chat",method="POST",status="401",key="none"}'), 1)
+    assert.equal(samples.get('ollama_proxy_in_flight_requests{key="web-app"}'), 0)
+    assert.ok((samples.get('ollama_proxy_upstream_first_byte_seconds_count{route="/api/chat"}') ?? 0) >= 2)
+  }
+  const text = await (await fetch(`${stack.url}/metrics`, { headers: bearer(TOKENS.model) })).text()
+  assert.ok(!text.includes(TOKENS.generate) && !text.includes('web-app-key'), 'no key in the metrics')
+})
+
+function parsePrometheus (text: string): Map<string, number> {
+  const samples = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const space = line.lastIndexOf(' ')
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)))
+  }
+  return samples
+}
