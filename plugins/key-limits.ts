@@ -1,11 +1,12 @@
 /**
- * Per-key counters for limits that @fastify/rate-limit does not cover: tokens per minute
- * (known only after Ollama answers) and concurrent requests. Windows are fixed minutes.
+ * Per-key counters in fixed one-minute windows: requests per minute and tokens per minute. The
+ * store is in memory by default; with several replicas it lives in Redis (one limit for all).
  */
-export interface TokenWindowStore {
-  /** Tokens used in the current minute. */
-  used (key: string, now: number): Promise<number> | number
-  add (key: string, tokens: number, now: number): Promise<void> | void
+export interface WindowStore {
+  /** Adds `amount` to the counter of the current window and returns the new total. */
+  incr (key: string, amount: number, now: number): Promise<number> | number
+  /** The counter of the current window. */
+  peek (key: string, now: number): Promise<number> | number
 }
 
 export const WINDOW_MS = 60_000
@@ -14,22 +15,23 @@ export function windowStart (now: number): number {
   return now - (now % WINDOW_MS)
 }
 
-export class MemoryTokenWindows implements TokenWindowStore {
-  private readonly windows = new Map<string, { start: number, used: number }>()
+export class MemoryWindows implements WindowStore {
+  private readonly windows = new Map<string, { start: number, count: number }>()
 
-  used (key: string, now: number): number {
+  peek (key: string, now: number): number {
     const window = this.windows.get(key)
-    return window !== undefined && window.start === windowStart(now) ? window.used : 0
+    return window !== undefined && window.start === windowStart(now) ? window.count : 0
   }
 
-  add (key: string, tokens: number, now: number): void {
+  incr (key: string, amount: number, now: number): number {
     const start = windowStart(now)
     const window = this.windows.get(key)
     if (window === undefined || window.start !== start) {
-      this.windows.set(key, { start, used: tokens })
-    } else {
-      window.used += tokens
+      this.windows.set(key, { start, count: amount })
+      return amount
     }
+    window.count += amount
+    return window.count
   }
 }
 

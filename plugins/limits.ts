@@ -1,82 +1,84 @@
 import fp from 'fastify-plugin'
-import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError } from './error-shapes.js'
-import { ConcurrencySlots, MemoryTokenWindows, WINDOW_MS, windowStart, type TokenWindowStore } from './key-limits.js'
+import { ConcurrencySlots, MemoryWindows, WINDOW_MS, windowStart, type WindowStore } from './key-limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Per-key token windows; the usage plugin adds to them as answers finish. */
-    tokenWindows: TokenWindowStore
+    /** Per-key minute windows for requests and tokens; Redis-backed with several replicas. */
+    limitWindows: WindowStore
     concurrencySlots: ConcurrencySlots
+    /** Charges tokens Ollama reported to the key's token window. */
+    chargeTokens (keyName: string, tokens: number): void
   }
 }
 
 export interface LimitsOptions {
-  /** A shared store for the request-rate limiter (Redis with several replicas). */
-  rateLimitStore?: unknown
-  tokenWindows?: TokenWindowStore
+  windows?: WindowStore
 }
 
-function retryHeaders (limit: number, seconds: number): Record<string, string> {
-  return {
-    'retry-after': String(seconds),
-    'ratelimit-limit': String(limit),
-    'ratelimit-remaining': '0',
-    'ratelimit-reset': String(seconds)
-  }
+const requestsKey = (name: string) => `rpm:${name}`
+const tokensKey = (name: string) => `tpm:${name}`
+
+function secondsLeft (now: number): number {
+  return Math.max(1, Math.ceil((windowStart(now) + WINDOW_MS - now) / 1000))
+}
+
+function limitHeaders (limit: number, remaining: number, reset: number): Record<string, string> {
+  return { 'ratelimit-limit': String(limit), 'ratelimit-remaining': String(remaining), 'ratelimit-reset': String(reset) }
 }
 
 /**
- * A key's `limits` from the config: requests per minute (@fastify/rate-limit), tokens per minute
- * (counted from Ollama's own figures) and concurrent requests. Over a limit: 429 in dialect with
- * Retry-After and RateLimit-* headers. Keys without limits skip all of it.
+ * A key's `limits` from the config: requests per minute, tokens per minute (counted from Ollama's
+ * own figures after each answer) and concurrent requests. Over a limit: 429 in dialect with
+ * Retry-After and RateLimit-* headers. Keys without limits pay one property check.
  */
 export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) {
-  const tokenWindows = options.tokenWindows ?? new MemoryTokenWindows()
+  const windows = options.windows ?? new MemoryWindows()
   const slots = new ConcurrencySlots()
-  fastify.decorate('tokenWindows', tokenWindows)
+  fastify.decorate('limitWindows', windows)
   fastify.decorate('concurrencySlots', slots)
-
-  await fastify.register(rateLimit, {
-    global: true,
-    hook: 'onRequest',
-    timeWindow: WINDOW_MS,
-    enableDraftSpec: true,
-    ...(options.rateLimitStore !== undefined ? { store: options.rateLimitStore as never } : {}),
-    keyGenerator: (request: FastifyRequest) => request.apiKey?.name ?? '',
-    allowList: (request: FastifyRequest) => request.apiKey?.limits.requestsPerMinute == null,
-    max: (request: FastifyRequest) => request.apiKey?.limits.requestsPerMinute ?? Number.MAX_SAFE_INTEGER,
-    errorResponseBuilder: (_request: FastifyRequest, context: { max: number, after: string }) =>
-      new ProxyError(429, `rate limit exceeded: this key may send ${context.max} requests per minute; retry in ${context.after}`)
+  fastify.decorate('chargeTokens', function chargeTokens (keyName: string, tokens: number) {
+    Promise.resolve(windows.incr(tokensKey(keyName), tokens, Date.now())).catch((err: unknown) => {
+      fastify.log.warn({ err }, 'could not record token usage')
+    })
   })
 
-  function takeSlot (request: FastifyRequest, reply: FastifyReply): void {
-    const key = request.apiKey
-    const concurrent = key?.limits.concurrent
-    if (key === undefined || concurrent == null) return
-    if (!slots.tryTake(key.name, concurrent)) {
-      throw new ProxyError(429, `concurrency limit exceeded: this key may run ${concurrent} requests at once`, retryHeaders(concurrent, 1))
+  async function check (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const key = request.apiKey!
+    const { requestsPerMinute, tokensPerMinute, concurrent } = key.limits
+    const now = Date.now()
+    if (requestsPerMinute !== null) {
+      const count = await windows.incr(requestsKey(key.name), 1, now)
+      const reset = secondsLeft(now)
+      reply.headers(limitHeaders(requestsPerMinute, Math.max(0, requestsPerMinute - count), reset))
+      if (count > requestsPerMinute) {
+        throw new ProxyError(429, `rate limit exceeded: this key may send ${requestsPerMinute} requests per minute; retry in ${reset} s`, { 'retry-after': String(reset) })
+      }
     }
-    // 'close' comes once per response, finished or aborted: the slot can never leak.
-    reply.raw.once('close', () => slots.release(key.name))
+    if (tokensPerMinute !== null) {
+      const used = await windows.peek(tokensKey(key.name), now)
+      if (used >= tokensPerMinute) {
+        const reset = secondsLeft(now)
+        throw new ProxyError(429, `token limit exceeded: this key may use ${tokensPerMinute} tokens per minute; retry in ${reset} s`, { ...limitHeaders(tokensPerMinute, 0, reset), 'retry-after': String(reset) })
+      }
+    }
+    if (concurrent !== null) {
+      if (!slots.tryTake(key.name, concurrent)) {
+        throw new ProxyError(429, `concurrency limit exceeded: this key may run ${concurrent} requests at once`, { ...limitHeaders(concurrent, 0, 1), 'retry-after': '1' })
+      }
+      // 'close' comes once per response, finished or aborted: the slot can never leak.
+      reply.raw.once('close', () => slots.release(key.name))
+    }
   }
 
+  // preHandler: after auth and body validation, so only requests that would reach Ollama count.
   fastify.addHook('preHandler', function enforceKeyLimits (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
-    const key = request.apiKey
-    if (key === undefined || (key.limits.tokensPerMinute === null && key.limits.concurrent === null)) {
+    const limits = request.apiKey?.limits
+    if (limits === undefined || (limits.requestsPerMinute === null && limits.tokensPerMinute === null && limits.concurrent === null)) {
       done()
       return
     }
-    const tokensPerMinute = key.limits.tokensPerMinute
-    const now = Date.now()
-    Promise.resolve(tokensPerMinute === null ? 0 : tokenWindows.used(key.name, now)).then(used => {
-      if (tokensPerMinute !== null && used >= tokensPerMinute) {
-        const seconds = Math.ceil((windowStart(now) + WINDOW_MS - now) / 1000)
-        throw new ProxyError(429, `token limit exceeded: this key may use ${tokensPerMinute} tokens per minute; retry in ${seconds} s`, retryHeaders(tokensPerMinute, seconds))
-      }
-      takeSlot(request, reply)
-      done()
-    }).catch((err: Error) => done(err))
+    check(request, reply).then(() => done(), done)
   })
 }, { name: 'limits', fastify: '5.x', dependencies: ['auth'] })

@@ -60,11 +60,7 @@ export default fp(async function usagePlugin (fastify) {
       request.usage = usage
       const key = request.apiKey
       const total = usage.promptTokens + usage.completionTokens
-      if (key !== undefined && key.limits.tokensPerMinute !== null && total > 0) {
-        Promise.resolve(fastify.tokenWindows.add(key.name, total, Date.now())).catch((err: unknown) => {
-          request.log.warn({ err }, 'could not record token usage')
-        })
-      }
+      if (key !== undefined && key.limits.tokensPerMinute !== null && total > 0) fastify.chargeTokens(key.name, total)
       fastify.metrics?.recordTokens(key?.name ?? 'none', request.model === undefined ? 'other' : normaliseModel(request.model), usage)
     })
   })
