@@ -32,6 +32,8 @@ export interface ProxyConfig {
     queueSize: number
     queueTimeoutMs: number
     healthIntervalMs: number
+    healthyThreshold: number
+    unhealthyThreshold: number
     refreshIntervalMs: number
   }
   server: {
@@ -176,6 +178,8 @@ function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
       queueSize: service.queue_size ?? 100,
       queueTimeoutMs: seconds(service.queue_timeout, 30),
       healthIntervalMs: seconds(service.health_interval, 5),
+      healthyThreshold: service.healthy_threshold ?? 1,
+      unhealthyThreshold: service.unhealthy_threshold ?? 2,
       refreshIntervalMs: seconds(service.refresh_interval, 30)
     },
     server: {

@@ -51,6 +51,8 @@ export const ConfigSchema = Type.Object({
     queue_size: Type.Optional(Type.Integer({ minimum: 0 })),
     queue_timeout: Type.Optional(Seconds('seconds a request may wait for a free upstream')),
     health_interval: Type.Optional(Seconds('seconds between upstream health checks')),
+    healthy_threshold: Type.Optional(Type.Integer({ minimum: 1 })),
+    unhealthy_threshold: Type.Optional(Type.Integer({ minimum: 1 })),
     refresh_interval: Type.Optional(Seconds('seconds between model list refreshes'))
   }, closed)),
   server: Type.Optional(Type.Object({

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { TokenUsage } from './request-log.js'
+import type { Host } from './upstream-pool.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,7 +15,6 @@ const MAX_MODEL_LABELS = 200
 export interface ProxyMetrics {
   registry: Registry
   recordTokens (key: string, model: string, usage: TokenUsage): void
-  upstreamHost (host: string, healthy: boolean, inFlight: number): void
 }
 
 /**
@@ -31,8 +31,21 @@ export default fp(async function metricsPlugin (fastify) {
   const firstByte = new Histogram({ name: 'ollama_proxy_upstream_first_byte_seconds', help: 'Time until Ollama\'s status line and headers', labelNames: ['route'], buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [registry] })
   const duration = new Histogram({ name: 'ollama_proxy_request_duration_seconds', help: 'Whole request duration, streams included', labelNames: ['route'], buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800], registers: [registry] })
   const upstreamErrors = new Counter({ name: 'ollama_proxy_upstream_errors_total', help: 'Upstream failures by reason', labelNames: ['reason'], registers: [registry] })
-  const hostHealthy = new Gauge({ name: 'ollama_proxy_upstream_healthy', help: '1 when the Ollama host passes its health checks', labelNames: ['host'], registers: [registry] })
-  const hostInFlight = new Gauge({ name: 'ollama_proxy_upstream_in_flight', help: 'Requests in flight per Ollama host', labelNames: ['host'], registers: [registry] })
+  const pool = fastify.upstreams
+  // Read from the pool at scrape time, so the numbers are never stale.
+  const hostGauge = (name: string, help: string, value: (host: Host) => number) => new Gauge({
+    name,
+    help,
+    labelNames: ['host'],
+    registers: [registry],
+    collect () {
+      for (const host of pool.hosts) this.set({ host: host.name }, value(host))
+    }
+  })
+  hostGauge('ollama_proxy_upstream_healthy', '1 when the Ollama host passes its health checks', h => h.healthy ? 1 : 0)
+  hostGauge('ollama_proxy_upstream_in_flight', 'Requests in flight per Ollama host', h => h.inFlight)
+  hostGauge('ollama_proxy_upstream_models', 'Models the Ollama host has', h => h.models.size)
+  hostGauge('ollama_proxy_upstream_loaded_models', 'Models loaded in the Ollama host\'s memory', h => h.loaded.size)
 
   const models = new Set<string>()
   const modelLabel = (model: string) => {
@@ -48,10 +61,6 @@ export default fp(async function metricsPlugin (fastify) {
       const label = modelLabel(model)
       if (usage.promptTokens > 0) tokens.inc({ key, model: label, kind: 'prompt' }, usage.promptTokens)
       if (usage.completionTokens > 0) tokens.inc({ key, model: label, kind: 'completion' }, usage.completionTokens)
-    },
-    upstreamHost (host, healthy, count) {
-      hostHealthy.set({ host }, healthy ? 1 : 0)
-      hostInFlight.set({ host }, count)
     }
   }
   fastify.decorate('metrics', metrics)

@@ -4,6 +4,7 @@ import { Agent, type Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawServerBase } from 'fastify'
 import { sendError } from './error-shapes.js'
+import { UpstreamPool } from './upstream-pool.js'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -18,6 +19,10 @@ declare module 'fastify' {
     probeUpstreams (): Promise<boolean[]>
     /** Registers a reader of every upstream answer that is streamed to a client (usage counting). */
     observeUpstream (observer: UpstreamObserver): void
+    /** The Ollama hosts, their health, models and load. */
+    upstreams: UpstreamPool
+    /** The one undici pool every upstream call goes through. */
+    upstreamAgent: Agent
   }
 }
 
@@ -46,6 +51,8 @@ export interface ForwardOptions {
   onResponse?: (request: FastifyRequest, reply: FastifyReply, response: UpstreamResponse) => void
   /** Origin to use instead of the configured one (several-host routing). */
   origin?: string
+  /** Called when the connection failed before Ollama answered; true when it took over the reply. */
+  onConnectError?: (code: string) => boolean
 }
 
 // Credentials of the proxy and browser context that must never reach Ollama (or, through
@@ -92,7 +99,6 @@ function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return headers
 }
 
-const PROBE_TIMEOUT_MS = 2000
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 function mapUpstreamError (reply: FastifyReply, { error }: { error: Error & { code?: string, cause?: Error & { code?: string } } }): void {
@@ -103,6 +109,8 @@ function mapUpstreamError (reply: FastifyReply, { error }: { error: Error & { co
     // The client is gone (its abort cancelled the upstream call): nobody to answer.
     return
   }
+  const onConnectError = (reply as ReplyWithForward)[kOnConnectError]
+  if (onConnectError !== undefined && onConnectError(code)) return
   // reply-from has logged the cause (with the upstream address); the client gets no address.
   if (TIMEOUT_CODES.has(code) || TIMEOUT_CODES.has(error.code ?? '')) {
     sendError(request, reply, 504, 'Ollama did not answer in time')
@@ -128,7 +136,8 @@ function recordResponse (this: UpstreamObserver[], request: FastifyRequest, repl
 }
 
 const kOnResponse = Symbol('forward.onResponse')
-type ReplyWithForward = FastifyReply & { [kOnResponse]?: ForwardOptions['onResponse'] }
+const kOnConnectError = Symbol('forward.onConnectError')
+type ReplyWithForward = FastifyReply & { [kOnResponse]?: ForwardOptions['onResponse'], [kOnConnectError]?: ForwardOptions['onConnectError'] }
 
 function abortWhenClientLeaves (this: RawReplyDefaultExpression<RawServerBase> & { [kAbort]?: AbortController }): void {
   if (!this.writableFinished) this[kAbort]?.abort()
@@ -169,7 +178,8 @@ export default fp(async function upstreamPlugin (fastify) {
     raw[kAbort] = controller
     raw.once('close', abortWhenClientLeaves)
     ;(this as ReplyWithForward)[kOnResponse] = options?.onResponse
-    request.upstream = { startedAt: performance.now() }
+    ;(this as ReplyWithForward)[kOnConnectError] = options?.onConnectError
+    request.upstream = { startedAt: performance.now(), host: request.upstream?.host }
     const body = request.rawBody
     handover = { signal: controller.signal, origin: options?.origin }
     try {
@@ -185,21 +195,16 @@ export default fp(async function upstreamPlugin (fastify) {
     }
   })
 
+  const pool = new UpstreamPool(service.upstreams, service, agent, fastify.log)
+  fastify.decorate('upstreams', pool)
+  fastify.decorate('upstreamAgent', agent)
   fastify.decorate('probeUpstreams', async function probeUpstreams () {
-    return await Promise.all(service.upstreams.map(async ({ url }) => {
-      try {
-        const { statusCode, body } = await agent.request({
-          origin: url, path: '/api/version', method: 'GET', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS)
-        })
-        await body.dump()
-        return statusCode === 200
-      } catch {
-        return false
-      }
-    }))
+    return await Promise.all(pool.hosts.map(async host => await pool.probe(host)))
   })
+  fastify.addHook('onReady', async () => { pool.start() })
 
   fastify.addHook('onClose', async () => {
+    pool.stop()
     await agent.destroy()
   })
 }, { name: 'upstream', fastify: '5.x', dependencies: ['config'] })

@@ -6,10 +6,11 @@ const health: FastifyPluginAsync = async function health (scope) {
   scope.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }))
 
   scope.get('/readyz', { config: { access: 'public' } }, async function readyz (request, reply) {
-    const hosts = await scope.probeUpstreams()
-    const healthy = hosts.filter(ready => ready).length
-    if (healthy === 0) return sendError(request, reply, 503, 'Ollama is not answering')
-    return { status: 'ready', upstreams: { healthy, total: hosts.length } }
+    const answers = await scope.probeUpstreams()
+    const hosts = scope.upstreams.hosts.map((host, i) => ({ name: host.name, ready: answers[i], inFlight: host.inFlight }))
+    const ready = hosts.filter(h => h.ready).length
+    if (ready === 0) return sendError(request, reply, 503, 'Ollama is not answering')
+    return { status: 'ready', upstreams: scope.upstreams.several ? hosts : { healthy: ready, total: hosts.length } }
   })
 }
 

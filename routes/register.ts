@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { acceptJsonBodies, acceptRawBodies } from '../plugins/body.js'
-import { filteredListing } from '../plugins/listing.js'
 import { upstreamPathFor, type RouteSpec } from './route-table.js'
 
 declare module 'fastify' {
@@ -13,12 +12,8 @@ type Params = Record<string, string> | undefined
 
 function proxyHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const spec = request.routeOptions.config.spec as RouteSpec
-  const path = upstreamPathFor(spec, request.params as Params)
-  const allowlist = request.apiKey?.models
-  if (spec.listing !== undefined && allowlist != null) {
-    return reply.forward(path, { onResponse: filteredListing(spec.listing, allowlist) })
-  }
-  return reply.forward(path)
+  reply.proxy(upstreamPathFor(spec, request.params as Params))
+  return reply
 }
 
 export function routeOptionsFor (spec: RouteSpec): RouteOptions {
@@ -29,7 +24,14 @@ export function routeOptionsFor (spec: RouteSpec): RouteOptions {
       ...(spec.schema !== undefined ? { body: spec.schema } : {}),
       ...(spec.params !== undefined ? { params: spec.params } : {})
     },
-    config: { access: spec.access, modelField: spec.model, countsTokens: spec.access === 'generate' && spec.model === 'body', spec },
+    config: {
+      access: spec.access,
+      modelField: spec.model,
+      listing: spec.listing,
+      rawBody: spec.body === 'raw',
+      countsTokens: spec.access === 'generate' && spec.model === 'body',
+      spec
+    },
     handler: proxyHandler
   }
 }

@@ -13,6 +13,7 @@ import upstreamPlugin from '../plugins/upstream.js'
 import limitsPlugin from '../plugins/limits.js'
 import metricsPlugin from '../plugins/metrics.js'
 import reloadPlugin from '../plugins/reload.js'
+import routingPlugin from '../plugins/routing.js'
 import usagePlugin from '../plugins/usage.js'
 import metricsRoutes from '../routes/metrics.js'
 import generationRoutes from '../routes/generation.js'
@@ -37,6 +38,7 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
   await fastify.register(reloadPlugin, { watch: watchConfig })
   await fastify.register(limitsPlugin)
   await fastify.register(upstreamPlugin)
+  await fastify.register(routingPlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(usagePlugin)
 

@@ -1,0 +1,144 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ProxyError, sendError } from './error-shapes.js'
+import { fanOut, hostRequired, mergedListing } from './fan-out.js'
+import { filteredListing } from './listing.js'
+import { filterListing, type Listing } from './models.js'
+import type { Host } from './upstream-pool.js'
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Sends the request to the right Ollama host(s) for its route and streams the answer back. */
+    proxy (upstreamPath: string): void
+  }
+  interface FastifyContextConfig {
+    /** Model listings, filtered per key and merged across hosts. */
+    listing?: Listing
+    /** The request body is a raw stream: it cannot be replayed on another host. */
+    rawBody?: boolean
+  }
+}
+
+/** Model management that makes sense on every host at once. */
+const FAN_OUT_PATHS = new Set(['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete'])
+/** Uploads must land where the model will be created: the client names the host. */
+const NAMED_HOST_ONLY = /^\/api\/blobs\//
+/** Network failures that mean the request never reached Ollama's handler: safe to try elsewhere. */
+const NEVER_ARRIVED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'UND_ERR_SOCKET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND'])
+
+function namedHost (request: FastifyRequest): string | undefined {
+  const header = request.headers['x-ollama-host']
+  if (typeof header === 'string' && header !== '') return header
+  const query = request.query as Record<string, unknown> | undefined
+  return typeof query?.host === 'string' && query.host !== '' ? query.host : undefined
+}
+
+/**
+ * Where each request goes. One host: straight through. Several: listings are merged, model
+ * management goes to a named host or to all, everything else to the best host for its model,
+ * retried elsewhere if the connection fails before any byte reached the client.
+ */
+export default fp(async function routingPlugin (fastify) {
+  const pool = fastify.upstreams
+  const agent = fastify.upstreamAgent
+
+  function sendListing (request: FastifyRequest, reply: FastifyReply, kind: Listing, document: unknown): void {
+    const allowlist = request.apiKey?.models
+    reply.header('content-type', 'application/json; charset=utf-8')
+    reply.send(JSON.stringify(allowlist == null ? document : filterListing(kind, document, allowlist)))
+  }
+
+  function forwardTo (request: FastifyRequest, reply: FastifyReply, path: string, host: Host, release: boolean): void {
+    reply.header('x-ollama-upstream', host.name)
+    if (request.upstream !== undefined) request.upstream.host = host.name
+    const tried = new Set([host.name])
+    let current: Host | undefined = host
+    if (release) reply.raw.once('close', () => { if (current !== undefined) pool.release(current) })
+    const retry = (code: string): boolean => {
+      if (current !== undefined) pool.markDown(current, code)
+      if (!release || current === undefined || request.routeOptions.config.rawBody === true || !NEVER_ARRIVED.has(code)) return false
+      pool.release(current)
+      current = undefined
+      const controller = new AbortController()
+      reply.raw.once('close', () => controller.abort())
+      pool.acquire(request.model, controller.signal, tried).then(next => {
+        current = next
+        tried.add(next.name)
+        reply.header('x-ollama-upstream', next.name)
+        request.log.info({ tried: [...tried], upstream: next.name }, 'retrying on another upstream')
+        send(next)
+      }, (err: ProxyError) => {
+        if (err.statusCode === 499) return
+        sendError(request, reply, 502, 'Ollama is unreachable')
+      })
+      return true
+    }
+    const send = (target: Host) => {
+      if (request.upstream !== undefined) request.upstream.host = target.name
+      reply.forward(path, { origin: target.url, onConnectError: retry })
+    }
+    send(host)
+  }
+
+  fastify.decorateReply('proxy', function proxy (this: FastifyReply, path: string): void {
+    const request = this.request
+    const config = request.routeOptions.config
+    const allowlist = request.apiKey?.models
+    if (!pool.several) {
+      if (config.listing !== undefined && allowlist != null) this.forward(path, { onResponse: filteredListing(config.listing, allowlist) })
+      else this.forward(path)
+      return
+    }
+
+    const name = namedHost(request)
+    if (name !== undefined) {
+      const host = pool.byName(name)
+      if (host === undefined) {
+        sendError(request, this, 404, `no Ollama host named "${name}"`)
+        return
+      }
+      forwardTo(request, this, path, host, false)
+      if (FAN_OUT_PATHS.has(path)) this.raw.once('finish', () => { void pool.refresh(host) })
+      return
+    }
+
+    const healthy = pool.healthyHosts()
+    if (config.listing !== undefined && request.method === 'GET') {
+      mergedListing(agent, healthy, config.listing, path, request).then(document => {
+        if (document === undefined) sendError(request, this, 502, 'no Ollama host answered')
+        else sendListing(request, this, config.listing!, document)
+      }, (err: Error) => this.send(err))
+      return
+    }
+    if (config.access === 'models:admin') {
+      if (NAMED_HOST_ONLY.test(path)) {
+        hostRequired(request, this)
+        return
+      }
+      if (FAN_OUT_PATHS.has(path)) {
+        if (healthy.length === 0) {
+          sendError(request, this, 502, 'no healthy Ollama host')
+          return
+        }
+        const streamed = path !== '/api/copy' && path !== '/api/delete' && (request.body as { stream?: unknown } | undefined)?.stream !== false
+        fanOut(agent, healthy, path, request, this, streamed).then(() => {
+          this.raw.once('finish', () => { void Promise.all(healthy.map(h => pool.refresh(h))) })
+        }, (err: Error) => this.send(err))
+        return
+      }
+    }
+
+    const controller = new AbortController()
+    this.raw.once('close', () => controller.abort())
+    pool.acquire(request.model, controller.signal).then(host => {
+      if (this.raw.destroyed) {
+        pool.release(host)
+        return
+      }
+      forwardTo(request, this, path, host, true)
+    }, (err: Error) => {
+      if (err instanceof ProxyError && err.statusCode === 499) return
+      this.send(err)
+    })
+  })
+}, { name: 'routing', fastify: '5.x', dependencies: ['upstream', 'auth'] })

@@ -1,0 +1,246 @@
+import type { Agent } from 'undici'
+import type { FastifyBaseLogger } from 'fastify'
+import type { ProxyConfig, UpstreamSettings } from './config-loader.js'
+import { ProxyError } from './error-shapes.js'
+import { normaliseModel } from './models.js'
+
+/** One Ollama host as the router sees it. */
+export interface Host {
+  name: string
+  url: string
+  maxConcurrent: number | null
+  healthy: boolean
+  inFlight: number
+  /** Normalised names from the host's /api/tags and /api/ps. */
+  models: Set<string>
+  loaded: Set<string>
+  passes: number
+  failures: number
+}
+
+interface Waiter {
+  model: string | undefined
+  exclude: ReadonlySet<string>
+  resolve: (host: Host) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+const PROBE_TIMEOUT_MS = 2000
+/** Hosts without max_concurrent count as this wide when comparing how busy hosts are. */
+const UNBOUNDED_WIDTH = 64
+
+/**
+ * Chooses an Ollama host per request: among healthy hosts that have the model, one where it is
+ * already loaded, then the least busy (in flight over max_concurrent). When every candidate is
+ * full, requests wait in a bounded FIFO queue: 503 when the queue is full, 504 after queue_timeout.
+ */
+export class UpstreamPool {
+  readonly hosts: Host[]
+  private readonly queue: Waiter[] = []
+  private timers: NodeJS.Timeout[] = []
+  private turn = 0
+
+  constructor (
+    upstreams: UpstreamSettings[],
+    private readonly settings: ProxyConfig['service'],
+    private readonly agent: Agent,
+    private readonly log: FastifyBaseLogger
+  ) {
+    this.hosts = upstreams.map(u => ({
+      name: u.name,
+      url: u.url,
+      maxConcurrent: u.maxConcurrent,
+      healthy: true,
+      inFlight: 0,
+      models: new Set(),
+      loaded: new Set(),
+      passes: 0,
+      failures: 0
+    }))
+  }
+
+  get several (): boolean {
+    return this.hosts.length > 1
+  }
+
+  byName (name: string): Host | undefined {
+    return this.hosts.find(h => h.name === name)
+  }
+
+  healthyHosts (): Host[] {
+    return this.hosts.filter(h => h.healthy)
+  }
+
+  /** The best host with a free slot now, or undefined when every candidate is full. */
+  pick (model: string | undefined, exclude: ReadonlySet<string> = new Set()): Host | undefined {
+    let candidates = this.hosts.filter(h => h.healthy && !exclude.has(h.name))
+    if (candidates.length === 0) return undefined
+    const wanted = model === undefined ? undefined : normaliseModel(model)
+    if (wanted !== undefined) {
+      const having = candidates.filter(h => h.models.has(wanted) || h.loaded.has(wanted))
+      if (having.length > 0) candidates = having
+    }
+    const free = candidates.filter(h => h.maxConcurrent === null || h.inFlight < h.maxConcurrent)
+    if (free.length === 0) return undefined
+    const load = (h: Host) => h.inFlight / (h.maxConcurrent ?? UNBOUNDED_WIDTH)
+    const start = this.turn++ % free.length
+    const rotated = [...free.slice(start), ...free.slice(0, start)]
+    return rotated.reduce((best, h) => {
+      const bestLoaded = wanted !== undefined && best.loaded.has(wanted)
+      const hLoaded = wanted !== undefined && h.loaded.has(wanted)
+      if (hLoaded !== bestLoaded) return hLoaded ? h : best
+      return load(h) < load(best) ? h : best
+    })
+  }
+
+  /** Takes a slot on the best host, waiting in the queue when all are busy. */
+  async acquire (model: string | undefined, signal: AbortSignal, exclude: ReadonlySet<string> = new Set()): Promise<Host> {
+    if (!this.hosts.some(h => h.healthy && !exclude.has(h.name))) {
+      throw new ProxyError(502, 'no healthy Ollama host')
+    }
+    const host = this.pick(model, exclude)
+    if (host !== undefined) return this.take(host)
+    if (this.queue.length >= this.settings.queueSize) {
+      throw new ProxyError(503, 'every Ollama host is busy and the queue is full', { 'retry-after': '1' })
+    }
+    return await new Promise<Host>((resolve, reject) => {
+      const waiter: Waiter = {
+        model,
+        exclude,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.drop(waiter)
+          reject(new ProxyError(504, `no Ollama host was free within ${this.settings.queueTimeoutMs / 1000} s`))
+        }, this.settings.queueTimeoutMs)
+      }
+      signal.addEventListener('abort', () => {
+        this.drop(waiter)
+        reject(new ProxyError(499, 'client left while queued'))
+      }, { once: true })
+      this.queue.push(waiter)
+    })
+  }
+
+  release (host: Host): void {
+    host.inFlight = Math.max(0, host.inFlight - 1)
+    this.dispatchQueue()
+  }
+
+  /** A connection to the host failed: take it out until an active check passes again. */
+  markDown (host: Host, reason: string): void {
+    if (!host.healthy) return
+    host.healthy = false
+    host.passes = 0
+    this.log.warn({ upstream: host.name, reason }, 'upstream marked down')
+  }
+
+  start (): void {
+    if (!this.several) return
+    const check = () => { void this.checkAll() }
+    const refresh = () => { void this.refreshAll() }
+    this.timers = [setInterval(check, this.settings.healthIntervalMs), setInterval(refresh, this.settings.refreshIntervalMs)]
+    for (const timer of this.timers) timer.unref()
+    void this.refreshAll()
+  }
+
+  stop (): void {
+    for (const timer of this.timers) clearInterval(timer)
+    for (const waiter of this.queue.splice(0)) {
+      clearTimeout(waiter.timer)
+      waiter.reject(new ProxyError(503, 'the proxy is shutting down'))
+    }
+  }
+
+  async checkAll (): Promise<void> {
+    await Promise.all(this.hosts.map(async host => {
+      const ok = await this.probe(host)
+      if (ok) {
+        host.failures = 0
+        host.passes++
+        if (!host.healthy && host.passes >= this.settings.healthyThreshold) {
+          host.healthy = true
+          this.log.info({ upstream: host.name }, 'upstream healthy again')
+          void this.refresh(host)
+          this.dispatchQueue()
+        }
+      } else {
+        host.passes = 0
+        host.failures++
+        if (host.healthy && host.failures >= this.settings.unhealthyThreshold) this.markDown(host, 'health check failed')
+      }
+    }))
+  }
+
+  async refreshAll (): Promise<void> {
+    await Promise.all(this.hosts.filter(h => h.healthy).map(async h => { await this.refresh(h) }))
+  }
+
+  /** Re-reads which models a host has and which are loaded. */
+  async refresh (host: Host): Promise<void> {
+    const [tags, ps] = await Promise.all([this.getJson(host, '/api/tags'), this.getJson(host, '/api/ps')])
+    if (tags !== undefined) host.models = namesOf(tags)
+    if (ps !== undefined) host.loaded = namesOf(ps)
+    this.dispatchQueue()
+  }
+
+  async getJson (host: Host, path: string): Promise<unknown> {
+    try {
+      const { statusCode, body } = await this.agent.request({ origin: host.url, path, method: 'GET', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+      if (statusCode !== 200) {
+        await body.dump()
+        return undefined
+      }
+      return await body.json()
+    } catch {
+      return undefined
+    }
+  }
+
+  async probe (host: Host): Promise<boolean> {
+    try {
+      const { statusCode, body } = await this.agent.request({ origin: host.url, path: '/api/version', method: 'GET', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+      await body.dump()
+      return statusCode === 200
+    } catch {
+      return false
+    }
+  }
+
+  private take (host: Host): Host {
+    host.inFlight++
+    return host
+  }
+
+  private drop (waiter: Waiter): void {
+    clearTimeout(waiter.timer)
+    const index = this.queue.indexOf(waiter)
+    if (index >= 0) this.queue.splice(index, 1)
+  }
+
+  private dispatchQueue (): void {
+    for (let i = 0; i < this.queue.length;) {
+      const waiter = this.queue[i]
+      const host = this.pick(waiter.model, waiter.exclude)
+      if (host === undefined) {
+        i++
+        continue
+      }
+      this.queue.splice(i, 1)
+      clearTimeout(waiter.timer)
+      waiter.resolve(this.take(host))
+    }
+  }
+}
+
+function namesOf (document: unknown): Set<string> {
+  const models = (document as { models?: Array<{ name?: string, model?: string }> } | undefined)?.models
+  const names = new Set<string>()
+  if (!Array.isArray(models)) return names
+  for (const m of models) {
+    const name = m.name ?? m.model
+    if (typeof name === 'string') names.add(normaliseModel(name))
+  }
+  return names
+}
