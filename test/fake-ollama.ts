@@ -33,6 +33,8 @@ export interface FakeOllama {
   waitForRequest (path: string, timeoutMs?: number): Promise<RecordedRequest>
   waitForEarlyClose (path: string, timeoutMs?: number): Promise<RecordedRequest>
   blobs: Map<string, number>
+  /** Names (as in /api/tags) reported as loaded by /api/ps; tests change it to steer routing. */
+  loaded: Set<string>
   close (): Promise<void>
 }
 
@@ -42,6 +44,7 @@ interface State {
   requests: RecordedRequest[]
   models: Map<string, S.ModelEntry>
   blobs: Map<string, number>
+  loaded: Set<string>
   checkHost: boolean // Ollama checks Host only when it listens on loopback
   arrived: WeakSet<RecordedRequest> // body read, handler about to run
   awaited: WeakSet<RecordedRequest>
@@ -601,7 +604,7 @@ const ROUTES: Route[] = [
   { method: 'POST', pattern: '/api/experimental/web_search', handler: webSearch },
   { method: 'POST', pattern: '/api/experimental/web_fetch', handler: webFetch },
   { method: 'GET', pattern: '/api/experimental/model-recommendations', handler: ex => sendJson(ex, 200, S.MODEL_RECOMMENDATIONS) },
-  { method: 'GET', pattern: '/api/ps', handler: ex => sendJson(ex, 200, { models: S.LOADED_MODELS.flatMap(n => ex.state.models.get(n) ?? []).map(S.psModel) }) },
+  { method: 'GET', pattern: '/api/ps', handler: ex => sendJson(ex, 200, { models: [...ex.state.loaded].flatMap(n => ex.state.models.get(n) ?? []).map(S.psModel) }) },
   { method: 'POST', pattern: '/api/generate', handler: generate },
   { method: 'POST', pattern: '/api/chat', handler: chat },
   { method: 'POST', pattern: '/api/embed', handler: embed },
@@ -796,6 +799,7 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
     requests: [],
     models: S.initialCatalogue(),
     blobs: new Map(),
+    loaded: new Set(S.LOADED_MODELS),
     checkHost: host === 'localhost' || host === '::1' || host.startsWith('127.'),
     arrived: new WeakSet(),
     awaited: new WeakSet(),
@@ -837,6 +841,7 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
     port,
     requests: state.requests,
     blobs: state.blobs,
+    loaded: state.loaded,
     count: (path, method) => state.requests.filter(r => r.path === path && (method === undefined || r.method === method)).length,
     last: path => state.requests.findLast(r => path === undefined || r.path === path),
     reset: () => { state.requests.length = 0 },
