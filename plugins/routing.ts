@@ -4,7 +4,7 @@ import { ProxyError, sendError } from './error-shapes.js'
 import { fanOut, hostRequired, mergedListing } from './fan-out.js'
 import { filteredListing } from './listing.js'
 import { filterListing, type Listing } from './models.js'
-import type { Host } from './upstream-pool.js'
+import { ignoreFailure, type Host } from './upstream-pool.js'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -98,7 +98,7 @@ export default fp(async function routingPlugin (fastify) {
         return
       }
       forwardTo(request, this, path, host, false)
-      if (FAN_OUT_PATHS.has(path)) this.raw.once('finish', () => { void pool.refresh(host) })
+      if (FAN_OUT_PATHS.has(path)) this.raw.once('finish', () => { pool.refresh(host).catch(ignoreFailure) })
       return
     }
 
@@ -122,7 +122,7 @@ export default fp(async function routingPlugin (fastify) {
         }
         const streamed = path !== '/api/copy' && path !== '/api/delete' && (request.body as { stream?: unknown } | undefined)?.stream !== false
         fanOut(agent, healthy, path, request, this, streamed).then(() => {
-          this.raw.once('finish', () => { void Promise.all(healthy.map(h => pool.refresh(h))) })
+          this.raw.once('finish', () => { Promise.all(healthy.map(h => pool.refresh(h))).catch(ignoreFailure) })
         }, (err: Error) => this.send(err))
         return
       }

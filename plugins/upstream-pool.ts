@@ -138,11 +138,11 @@ export class UpstreamPool {
 
   start (): void {
     if (!this.several) return
-    const check = () => { void this.checkAll() }
-    const refresh = () => { void this.refreshAll() }
+    const check = () => { this.checkAll().catch(ignoreFailure) }
+    const refresh = () => { this.refreshAll().catch(ignoreFailure) }
     this.timers = [setInterval(check, this.settings.healthIntervalMs), setInterval(refresh, this.settings.refreshIntervalMs)]
     for (const timer of this.timers) timer.unref()
-    void this.refreshAll()
+    this.refreshAll().catch(ignoreFailure)
   }
 
   stop (): void {
@@ -162,7 +162,7 @@ export class UpstreamPool {
         if (!host.healthy && host.passes >= this.settings.healthyThreshold) {
           host.healthy = true
           this.log.info({ upstream: host.name }, 'upstream healthy again')
-          void this.refresh(host)
+          this.refresh(host).catch(ignoreFailure)
           this.dispatchQueue()
         }
       } else {
@@ -244,3 +244,6 @@ function namesOf (document: unknown): Set<string> {
   }
   return names
 }
+
+/** Background refreshes log nothing on failure: the next health check tells the story. */
+export function ignoreFailure (): void {}
