@@ -7,6 +7,9 @@ export interface WindowStore {
   incr (key: string, amount: number, now: number): Promise<number> | number
   /** The counter of the current window. */
   peek (key: string, now: number): Promise<number> | number
+  /** Cumulative token usage shared by all replicas (Redis only). */
+  recordUsage? (keyName: string, model: string, promptTokens: number, completionTokens: number): void
+  usageTotals? (): Promise<Array<{ key: string, model: string, kind: 'prompt' | 'completion', tokens: number }>>
 }
 
 export const WINDOW_MS = 60_000

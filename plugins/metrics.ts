@@ -47,6 +47,21 @@ export default fp(async function metricsPlugin (fastify) {
   hostGauge('ollama_proxy_upstream_models', 'Models the Ollama host has', h => h.models.size)
   hostGauge('ollama_proxy_upstream_loaded_models', 'Models loaded in the Ollama host\'s memory', h => h.loaded.size)
 
+  const windows = fastify.limitWindows
+  if (windows.usageTotals !== undefined) {
+    const totals = windows.usageTotals.bind(windows)
+    new Gauge({ // eslint-disable-line no-new
+      name: 'ollama_proxy_shared_tokens',
+      help: 'Tokens used by every replica together, by key, model and kind (from Redis)',
+      labelNames: ['key', 'model', 'kind'],
+      registers: [registry],
+      async collect () {
+        this.reset()
+        for (const total of await totals()) this.set({ key: total.key, model: total.model, kind: total.kind }, total.tokens)
+      }
+    })
+  }
+
   const models = new Set<string>()
   const modelLabel = (model: string) => {
     if (models.has(model)) return model
@@ -84,4 +99,4 @@ export default fp(async function metricsPlugin (fastify) {
     }
     if (upstream.error !== undefined) upstreamErrors.inc({ reason: upstream.error })
   })
-}, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log'] })
+}, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log', 'limits'] })

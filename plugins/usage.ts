@@ -61,7 +61,9 @@ export default fp(async function usagePlugin (fastify) {
       const key = request.apiKey
       const total = usage.promptTokens + usage.completionTokens
       if (key !== undefined && key.limits.tokensPerMinute !== null && total > 0) fastify.chargeTokens(key.name, total)
-      fastify.metrics?.recordTokens(key?.name ?? 'none', request.model === undefined ? 'other' : normaliseModel(request.model), usage)
+      const model = request.model === undefined ? 'other' : normaliseModel(request.model)
+      fastify.metrics.recordTokens(key?.name ?? 'none', model, usage)
+      fastify.limitWindows.recordUsage?.(key?.name ?? 'none', model, usage.promptTokens, usage.completionTokens)
     })
   })
-}, { name: 'usage', fastify: '5.x', dependencies: ['upstream', 'limits', 'request-log'] })
+}, { name: 'usage', fastify: '5.x', dependencies: ['upstream', 'limits', 'request-log', 'metrics'] })
