@@ -38,3 +38,22 @@ test('Dockerfile: multi-stage, LTS Node, production deps, non-root, node as the 
   assert.ok(!/COPY[^\n]*config\.ya?ml/.test(text), 'no config file copied into the image')
   assert.ok(readFileSync('.dockerignore', 'utf8').includes('config/config.yaml'))
 })
+
+test('docker-compose.scale.yml: Redis, two Ollama hosts and two proxy replicas behind a load balancer', () => {
+  const compose = parse(readFileSync('docker-compose.scale.yml', 'utf8'), { merge: true })
+  const services = compose.services as Record<string, { image?: string, build?: unknown, ports?: string[], depends_on?: unknown, stop_grace_period?: string }>
+  const proxies = Object.entries(services).filter(([, s]) => s.build !== undefined)
+  const ollamas = Object.values(services).filter(s => s.image?.startsWith('ollama/ollama'))
+  assert.equal(proxies.length, 2, 'two proxy replicas')
+  assert.equal(ollamas.length, 2, 'two Ollama hosts')
+  assert.ok(Object.values(services).some(s => s.image?.startsWith('redis')))
+  for (const s of ollamas) assert.equal(s.ports, undefined, 'Ollama hosts are not published')
+  for (const [, proxy] of proxies) {
+    assert.equal(proxy.ports, undefined, 'replicas are reached through the load balancer')
+    assert.ok(JSON.stringify(proxy.depends_on).includes('redis'))
+    assert.ok(Number(/^(\d+)s$/.exec(proxy.stop_grace_period ?? '')?.[1]) > 30)
+  }
+  const published = Object.values(services).filter(s => s.ports !== undefined)
+  assert.equal(published.length, 1, 'only the load balancer is published')
+  assert.match(readFileSync('deploy/nginx-lb.conf', 'utf8'), /proxy_buffering\s+off/)
+})

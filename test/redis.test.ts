@@ -248,4 +248,8 @@ test('two proxy replicas share one key\'s tokens per minute through Redis', { sk
   assert.match((await jsonOf(over)).error, /20 tokens per minute/)
   assert.equal(await statusOf(`${b.url}/api/chat`, { method: 'POST', body: chat() }), 429)
   assert.equal(fake.count('/api/chat'), 2)
+  // Both answers also land in the usage counters every replica reads.
+  const usage = async (kind: 'prompt' | 'completion') => (await windowsOf(a.app).usageTotals())
+    .filter(row => row.key === 'app' && row.kind === kind).reduce((sum, row) => sum + row.tokens, 0)
+  await until('the shared usage counters', async () => await usage('prompt') === 22 && await usage('completion') === 6)
 })
