@@ -212,3 +212,27 @@ test('the default body limit takes a 30 MB chat with base64 images', async (t) =
   await response.arrayBuffer()
   assert.ok(stack.fake.last('/api/chat')!.bodyBytes > 29 * 1024 * 1024)
 })
+
+test('SSE streams on /v1 arrive event by event, like NDJSON on native paths', async (t) => {
+  const stack = await startStack(t)
+  for (const [path, body] of [
+    ['/v1/chat/completions', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: true, fake: { chunks: 4, delay_ms: 200 } }],
+    ['/v1/messages', { model: 'llama3.2', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }], stream: true, fake: { chunks: 4, delay_ms: 200 } }]
+  ] as const) {
+    const response = await fetch(stack.url + path, { method: 'POST', headers: gen, body: JSON.stringify(body) })
+    assert.equal(response.status, 200)
+    assert.match(response.headers.get('content-type') ?? '', /text\/event-stream/)
+    const reader = response.body!.getReader()
+    const arrivals: number[] = []
+    let text = ''
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      arrivals.push(performance.now())
+      text += new TextDecoder().decode(value)
+    }
+    assert.ok(arrivals.length >= 4, `${path}: ${arrivals.length} reads`)
+    assert.ok(arrivals.at(-1)! - arrivals[0] > 500, `${path}: events spread over time`)
+    assert.match(text, path === '/v1/messages' ? /event: message_stop/ : /data: \[DONE\]/)
+  }
+})
