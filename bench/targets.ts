@@ -274,7 +274,9 @@ export async function startOurs (options: StartOptions & {
   const logFile = join(dir, 'ours.log')
   const log = openSync(logFile, 'w')
   const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]
-  const [file, args] = pinning.command(0, process.execPath, [...profile, server, '--config', config])
+  // OURS_NODE_FLAGS tries V8/Node flags on the proxy alone (e.g. --max-semi-space-size=4).
+  const flags = (process.env.OURS_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+  const [file, args] = pinning.command(0, process.execPath, [...flags, ...profile, server, '--config', config])
   const child = track(spawn(file, args, { cwd: repoRoot, env, stdio: ['ignore', log, log] }))
   closeSync(log)
   const pid = child.pid as number
