@@ -1,0 +1,19 @@
+// The floor of the card's stack: one Fastify route forwarding with @fastify/reply-from over
+// undici, with no logging, auth, CORS, validation or limits. Compare its S1 req/s with ours:
+//   node --import tsx bench/floor-proxy.ts <upstream port> <listen port>
+// then point autocannon at it as in README.md ("Where the time goes").
+import Fastify from 'fastify'
+import replyFrom from '@fastify/reply-from'
+import { Agent } from 'undici'
+
+const [upstreamPort = '11999', port = '18082'] = process.argv.slice(2)
+const app = Fastify({ logger: false })
+await app.register(replyFrom, {
+  base: `http://127.0.0.1:${upstreamPort}`,
+  undici: new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 60_000 }),
+  retryMethods: [],
+  disableRequestLogging: true
+})
+app.post('/api/embeddings', (_request, reply) => reply.from('/api/embeddings'))
+await app.listen({ port: Number(port), host: '127.0.0.1' })
+console.log(`floor proxy on http://127.0.0.1:${port} -> :${upstreamPort}`)
