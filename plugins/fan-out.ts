@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Agent, Dispatcher } from 'undici'
 import { sendError } from './error-shapes.js'
 import type { Listing } from './models.js'
-import type { Host } from './upstream-pool.js'
+import type { Host, UpstreamPool } from './upstream-pool.js'
 
 const LISTING_TIMEOUT_MS = 10_000
 
@@ -13,25 +13,9 @@ function queryOf (url: string): string {
 }
 
 /** /api/tags, /api/ps and /v1/models across several hosts: the union, without duplicates. */
-export async function mergedListing (agent: Agent, hosts: Host[], kind: Listing, path: string, request: FastifyRequest): Promise<unknown> {
-  const answers = await Promise.all(hosts.map(async host => {
-    try {
-      const { statusCode, body } = await agent.request({
-        origin: host.url,
-        path: path + queryOf(request.url),
-        method: 'GET',
-        headers: { 'x-request-id': request.id },
-        signal: AbortSignal.timeout(LISTING_TIMEOUT_MS)
-      })
-      if (statusCode !== 200) {
-        await body.dump()
-        return undefined
-      }
-      return await body.json()
-    } catch {
-      return undefined
-    }
-  }))
+export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Listing, path: string, request: FastifyRequest): Promise<unknown> {
+  const answers = await Promise.all(hosts.map(async host =>
+    await pool.getJson(host, path + queryOf(request.url), { 'x-request-id': request.id }, LISTING_TIMEOUT_MS)))
   const documents = answers.filter(a => typeof a === 'object' && a !== null) as Array<Record<string, unknown>>
   if (documents.length === 0) return undefined
   const field = kind === 'openai-models' ? 'data' : 'models'

@@ -104,7 +104,7 @@ export default fp(async function routingPlugin (fastify) {
 
     const healthy = pool.healthyHosts()
     if (config.listing !== undefined && request.method === 'GET') {
-      mergedListing(agent, healthy, config.listing, path, request).then(document => {
+      mergedListing(pool, healthy, config.listing, path, request).then(document => {
         if (document === undefined) sendError(request, this, 502, 'no Ollama host answered')
         else sendListing(request, this, config.listing!, document)
       }, (err: Error) => this.send(err))

@@ -185,9 +185,10 @@ export class UpstreamPool {
     this.dispatchQueue()
   }
 
-  async getJson (host: Host, path: string): Promise<unknown> {
+  /** GET a JSON document from one host; undefined on any failure or a non-200 answer. */
+  async getJson (host: Host, path: string, headers: Record<string, string> = {}, timeoutMs = PROBE_TIMEOUT_MS): Promise<unknown> {
     try {
-      const { statusCode, body } = await this.agent.request({ origin: host.url, path, method: 'GET', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+      const { statusCode, body } = await this.agent.request({ origin: host.url, path, method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs) })
       if (statusCode !== 200) {
         await body.dump()
         return undefined

@@ -75,13 +75,27 @@ function wrapDispatcher (agent: Agent) {
       handover = undefined
       if (context !== undefined) {
         options.signal = context.signal
-        if (context.origin !== undefined) options.origin = context.origin
+        if (context.origin !== undefined) {
+          options.origin = context.origin
+          // reply-from set Host from the base URL; Ollama checks Host, so it must name this host.
+          ;(options.headers as Record<string, string>).host = hostHeaderOf(context.origin)
+        }
       }
       return agent.request(options, callback)
     },
     close: async () => await agent.close(),
     destroy: async () => await agent.destroy()
   }
+}
+
+const hostHeaders = new Map<string, string>()
+function hostHeaderOf (origin: string): string {
+  let host = hostHeaders.get(origin)
+  if (host === undefined) {
+    host = new URL(origin).host
+    hostHeaders.set(origin, host)
+  }
+  return host
 }
 
 function stripClientHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {

@@ -37,6 +37,7 @@ test('inference goes to a host that has the model', async (t) => {
   }
   assert.equal(fakes[0].count('/api/chat'), 0)
   assert.equal(fakes[1].count('/api/chat'), 5)
+  assert.equal(fakes[1].last('/api/chat')?.headers.host, new URL(fakes[1].url).host, 'Host names the chosen upstream')
 })
 
 test('a host where the model is already loaded is preferred', async (t) => {
