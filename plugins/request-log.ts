@@ -14,7 +14,10 @@ declare module 'fastify' {
   }
 }
 
-export interface TokenUsage { promptTokens: number, completionTokens: number }
+/** Ollama's own timings of an answer, in milliseconds. */
+export interface OllamaDurations { totalMs?: number, loadMs?: number, promptEvalMs?: number, evalMs?: number }
+
+export interface TokenUsage { promptTokens: number, completionTokens: number, ollama?: OllamaDurations }
 
 export interface RequestRecord {
   route: string | null

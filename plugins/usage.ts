@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { normaliseModel } from './models.js'
-import type { TokenUsage } from './request-log.js'
+import type { OllamaDurations, TokenUsage } from './request-log.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,10 +11,14 @@ declare module 'fastify' {
 }
 
 // Ollama's figures in each dialect: native final chunk, OpenAI `usage`, Anthropic/Responses usage.
-const USAGE_FIELD = /"(prompt_eval_count|eval_count|prompt_tokens|completion_tokens|input_tokens|output_tokens)":\s*(\d+)/g
+// Native answers also carry Ollama's own timings (nanoseconds) in the final chunk.
+const USAGE_FIELD = /"(prompt_eval_count|eval_count|prompt_tokens|completion_tokens|input_tokens|output_tokens|total_duration|load_duration|prompt_eval_duration|eval_duration)":\s*(\d+)/g
 const PROMPT_FIELDS = new Set(['prompt_eval_count', 'prompt_tokens', 'input_tokens'])
-const MARKERS = [Buffer.from('_count"'), Buffer.from('_tokens"')]
-const MARKER_TEXT = /_count"|_tokens"/
+const DURATION_FIELDS: Record<string, keyof OllamaDurations> = {
+  total_duration: 'totalMs', load_duration: 'loadMs', prompt_eval_duration: 'promptEvalMs', eval_duration: 'evalMs'
+}
+const MARKERS = [Buffer.from('_count"'), Buffer.from('_tokens"'), Buffer.from('_duration"')]
+const MARKER_TEXT = /_count"|_tokens"|_duration"/
 /** Enough of the previous chunk to find a field split across two chunks. */
 const CARRY = 40
 
@@ -22,6 +26,7 @@ const CARRY = 40
 export class UsageScanner {
   prompt: number | undefined
   completion: number | undefined
+  readonly durations: OllamaDurations = {}
   private carry = ''
 
   scan (chunk: Buffer): void {
@@ -33,7 +38,9 @@ export class UsageScanner {
     const text = this.carry + chunk.toString('latin1')
     for (const match of text.matchAll(USAGE_FIELD)) {
       const value = Number(match[2])
-      if (PROMPT_FIELDS.has(match[1])) this.prompt = value
+      const duration = DURATION_FIELDS[match[1]]
+      if (duration !== undefined) this.durations[duration] = Math.round(value / 1e4) / 100
+      else if (PROMPT_FIELDS.has(match[1])) this.prompt = value
       else this.completion = value
     }
     this.carry = text.slice(Math.max(0, text.length - CARRY))
@@ -41,7 +48,9 @@ export class UsageScanner {
 
   get usage (): TokenUsage | undefined {
     if (this.prompt === undefined && this.completion === undefined) return undefined
-    return { promptTokens: this.prompt ?? 0, completionTokens: this.completion ?? 0 }
+    const usage: TokenUsage = { promptTokens: this.prompt ?? 0, completionTokens: this.completion ?? 0 }
+    if (Object.keys(this.durations).length > 0) usage.ollama = this.durations
+    return usage
   }
 }
 
