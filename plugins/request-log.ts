@@ -47,7 +47,9 @@ export default fp(async function requestLogPlugin (fastify) {
   function finish (request: FastifyRequest, record: RequestRecord): void {
     const upstream = request.upstream
     const key = request.apiKey
-    request.log.info({
+    // The root logger with the id spelled out: no per-request child logger is needed for this line.
+    fastify.log.info({
+      reqId: request.id,
       method: request.method,
       route: record.route,
       path: pathOf(request.url),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { LogController, type FastifyHttpOptions, type FastifyPluginAsync } from 'fastify'
 import type { Logger } from 'pino'
+import { lazyChildLogger } from './logger.js'
 import type { Server } from 'node:http'
 import authPlugin from '../plugins/auth.js'
 import configPlugin from '../plugins/config.js'
@@ -71,6 +72,7 @@ export function serverOptions (config: ProxyConfig, logger: Logger): FastifyHttp
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: requestIdFor,
+    childLoggerFactory: lazyChildLogger as never,
     bodyLimit: config.server.bodyLimit,
     // Only the HEAD routes Ollama has; the route table lists them.
     exposeHeadRoutes: false,

@@ -34,3 +34,37 @@ function serializeError (err: unknown): unknown {
   if (err.name === 'AbortError') return { type: err.name, message: err.message }
   return pino.stdSerializers.err(err)
 }
+
+type Bindings = Record<string, unknown>
+type LogArgs = [obj: unknown, msg?: string, ...args: unknown[]]
+
+/**
+ * Fastify gives every request a child logger (`reqId` bound). Building one costs more than the
+ * rest of a small request's logging, and most requests only ever write the access line, which
+ * the request-log plugin writes through the root logger with the id itself. So the child is made
+ * on first use only.
+ */
+export class LazyRequestLogger {
+  private made?: Logger
+  constructor (private readonly parent: Logger, private readonly bindings: Bindings) {}
+
+  private get logger (): Logger {
+    this.made ??= this.parent.child(this.bindings)
+    return this.made
+  }
+
+  get level (): string { return this.parent.level }
+  set level (level: string) { this.logger.level = level }
+  fatal (...args: LogArgs): void { this.logger.fatal(...(args as [unknown])) }
+  error (...args: LogArgs): void { this.logger.error(...(args as [unknown])) }
+  warn (...args: LogArgs): void { this.logger.warn(...(args as [unknown])) }
+  info (...args: LogArgs): void { this.logger.info(...(args as [unknown])) }
+  debug (...args: LogArgs): void { if (this.parent.isLevelEnabled('debug')) this.logger.debug(...(args as [unknown])) }
+  trace (...args: LogArgs): void { if (this.parent.isLevelEnabled('trace')) this.logger.trace(...(args as [unknown])) }
+  silent (): void {}
+  child (bindings: Bindings, options?: object): Logger { return this.logger.child(bindings, options) }
+}
+
+export function lazyChildLogger (logger: Logger, bindings: Bindings): LazyRequestLogger {
+  return new LazyRequestLogger(logger, bindings)
+}
