@@ -69,7 +69,7 @@ export function modelAllowed (patterns: readonly ModelPattern[], model: string):
 }
 
 /** Where a route's body or path names its model(s); see the route table's `model` column. */
-export type ModelField = 'body' | 'copy' | 'param'
+export type ModelField = 'body' | 'copy' | 'create' | 'param'
 
 export function modelsNamed (field: ModelField | undefined, body: unknown, params: unknown): string[] {
   const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
@@ -77,6 +77,8 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
   switch (field) {
     case 'body': return text(fields.model).length > 0 ? text(fields.model) : text(fields.name)
     case 'copy': return [...text(fields.source), ...text(fields.destination)]
+    // A model made `from` another one must not launder a model the key may not use.
+    case 'create': return [...(text(fields.model).length > 0 ? text(fields.model) : text(fields.name)), ...text(fields.from)]
     case 'param': return text((params as Record<string, unknown> | undefined)?.model)
     default: return []
   }

@@ -63,7 +63,7 @@ const ollamaRoutes: RouteSpec[] = [
   // Model administration.
   row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
   row({ method: 'POST', path: '/api/push', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
-  row({ method: 'POST', path: '/api/create', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/create', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'create' }),
   row({ method: 'POST', path: '/api/copy', access: 'models:admin', body: 'json', schema: schemas.copy, model: 'copy' }),
   row({ method: 'DELETE', path: '/api/delete', access: 'models:admin', body: 'json', schema: schemas.modelAction, model: 'body' }),
   row({ method: 'HEAD', path: '/api/blobs/:digest', access: 'models:admin', body: 'none', params: params.digest }),

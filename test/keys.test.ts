@@ -81,6 +81,14 @@ test('a model allowlist applies on every route that names a model, in each diale
   }
 })
 
+test('create checks the model it is made from, so a forbidden model cannot be copied in', async (t) => {
+  const stack = await startStack(t, namedKeys)
+  const response = await fetch(`${stack.url}/api/create`, { method: 'POST', headers: auth(KEYS.limited), body: JSON.stringify({ model: 'llama3.2-mine', from: 'qwen3:8b', stream: false }) })
+  assert.equal(response.status, 403)
+  assert.match((await jsonOf(response)).error, /qwen3:8b/)
+  assert.equal(stack.fake.count('/api/create'), 0)
+})
+
 test('listings show a key only its allowed models, with a correct Content-Length', async (t) => {
   const stack = await startStack(t, namedKeys)
   const tags = await fetch(`${stack.url}/api/tags`, { headers: auth(KEYS.limited) })
