@@ -23,7 +23,6 @@ export function formatSchemaErrors (errors: SchemaIssue[], dataVar: string): Err
 }
 
 const CLIENT_ERROR_MESSAGES: Record<string, string> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'request body is too large',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'request body is empty',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported content type',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'request body does not match its Content-Length'

@@ -1,7 +1,6 @@
 import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Agent, Dispatcher } from 'undici'
-import { sendError } from './error-shapes.js'
 import type { Listing } from './models.js'
 import type { Host, UpstreamPool } from './upstream-pool.js'
 
@@ -126,9 +125,4 @@ function mergeStreams (agent: Agent, hosts: Host[], path: string, request: Fasti
   }
   reply.header('content-type', 'application/x-ndjson')
   reply.send(out)
-}
-
-/** Answers that a route needs a named host when several are configured. */
-export function hostRequired (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendError(request, reply, 400, 'several Ollama hosts are configured: name one with the X-Ollama-Host header or the ?host= query parameter')
 }

@@ -58,10 +58,4 @@ export class ConcurrencySlots {
   count (key: string): number {
     return this.inFlight.get(key) ?? 0
   }
-
-  get total (): number {
-    let sum = 0
-    for (const value of this.inFlight.values()) sum += value
-    return sum
-  }
 }

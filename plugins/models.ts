@@ -9,9 +9,9 @@ const DEFAULT_HOST = 'registry.ollama.ai'
 const DEFAULT_NAMESPACE = 'library'
 const DEFAULT_TAG = 'latest'
 
-export interface ModelName { host: string, namespace: string, model: string, tag: string }
+interface ModelName { host: string, namespace: string, model: string, tag: string }
 
-export function parseModelName (raw: string): ModelName {
+function parseModelName (raw: string): ModelName {
   let name = raw.trim().toLowerCase()
   const digestAt = name.indexOf('@')
   if (digestAt >= 0) name = name.slice(0, digestAt)

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError, sendError } from './error-shapes.js'
-import { fanOut, hostRequired, mergedListing } from './fan-out.js'
+import { fanOut, mergedListing } from './fan-out.js'
 import { filteredListing } from './listing.js'
 import { filterListing, type Listing } from './models.js'
 import { ignoreFailure, type Host } from './upstream-pool.js'
@@ -55,8 +55,10 @@ export default fp(async function routingPlugin (fastify) {
     let current: Host | undefined = host
     if (release) reply.raw.once('close', () => { if (current !== undefined) pool.release(current) })
     const retry = (code: string): boolean => {
-      if (current !== undefined) pool.markDown(current, code)
-      if (!release || current === undefined || request.routeOptions.config.rawBody === true || !NEVER_ARRIVED.has(code)) return false
+      // Only a failed connection says the host is down; a slow model load (504) does not.
+      if (!NEVER_ARRIVED.has(code) || current === undefined) return false
+      pool.markDown(current, code)
+      if (!release || request.routeOptions.config.rawBody === true) return false
       pool.release(current)
       current = undefined
       const controller = new AbortController()
@@ -112,7 +114,7 @@ export default fp(async function routingPlugin (fastify) {
     }
     if (config.access === 'models:admin') {
       if (NAMED_HOST_ONLY.test(path)) {
-        hostRequired(request, this)
+        sendError(request, this, 400, 'several Ollama hosts are configured: name one with the X-Ollama-Host header or the ?host= query parameter')
         return
       }
       if (FAN_OUT_PATHS.has(path)) {

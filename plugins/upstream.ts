@@ -3,7 +3,7 @@ import replyFrom from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawServerBase } from 'fastify'
-import { sendError } from './error-shapes.js'
+import { ProxyError, sendError } from './error-shapes.js'
 import { UpstreamPool } from './upstream-pool.js'
 
 declare module 'fastify' {
@@ -15,8 +15,6 @@ declare module 'fastify' {
     upstream?: UpstreamTiming
   }
   interface FastifyInstance {
-    /** Asks each upstream for GET /api/version within 2 s; true where it answered 200. */
-    probeUpstreams (): Promise<boolean[]>
     /** Registers a reader of every upstream answer that is streamed to a client (usage counting). */
     observeUpstream (observer: UpstreamObserver): void
     /** The Ollama hosts, their health, models and load. */
@@ -47,7 +45,7 @@ export interface UpstreamResponse {
 export type UpstreamObserver = (request: FastifyRequest, stream: NodeJS.ReadableStream) => void
 
 export interface ForwardOptions {
-  /** Replaces the default pass-through of Ollama's answer (listing filters, usage taps). */
+  /** Replaces the default pass-through of Ollama's answer (listing filters). */
   onResponse?: (request: FastifyRequest, reply: FastifyReply, response: UpstreamResponse) => void
   /** Origin to use instead of the configured one (several-host routing). */
   origin?: string
@@ -121,6 +119,12 @@ function mapUpstreamError (reply: FastifyReply, { error }: { error: Error & { co
   if (request.upstream !== undefined) request.upstream.error = code
   if (reply.raw.destroyed || reply.raw.writableEnded || reply.sent) {
     // The client is gone (its abort cancelled the upstream call): nobody to answer.
+    return
+  }
+  // The proxy's own refusal of the request body (upload_limit) surfaces here as the body's error.
+  const original = error.cause ?? error
+  if (original instanceof ProxyError) {
+    sendError(request, reply, original.statusCode, original.message)
     return
   }
   const onConnectError = (reply as ReplyWithForward)[kOnConnectError]
@@ -212,9 +216,6 @@ export default fp(async function upstreamPlugin (fastify) {
   const pool = new UpstreamPool(service.upstreams, service, agent, fastify.log)
   fastify.decorate('upstreams', pool)
   fastify.decorate('upstreamAgent', agent)
-  fastify.decorate('probeUpstreams', async function probeUpstreams () {
-    return await Promise.all(pool.hosts.map(async host => await pool.probe(host)))
-  })
   fastify.addHook('onReady', async () => { pool.start() })
 
   fastify.addHook('onClose', async () => {

@@ -6,11 +6,12 @@ const health: FastifyPluginAsync = async function health (scope) {
   scope.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }))
 
   scope.get('/readyz', { config: { access: 'public' } }, async function readyz (request, reply) {
-    const answers = await scope.probeUpstreams()
-    const hosts = scope.upstreams.hosts.map((host, i) => ({ name: host.name, ready: answers[i], inFlight: host.inFlight }))
+    const pool = scope.upstreams
+    const answers = await Promise.all(pool.hosts.map(async host => await pool.probe(host)))
+    const hosts = pool.hosts.map((host, i) => ({ name: host.name, ready: answers[i], inFlight: host.inFlight }))
     const ready = hosts.filter(h => h.ready).length
     if (ready === 0) return sendError(request, reply, 503, 'Ollama is not answering')
-    return { status: 'ready', upstreams: scope.upstreams.several ? hosts : { healthy: ready, total: hosts.length } }
+    return { status: 'ready', upstreams: pool.several ? hosts : { healthy: ready, total: hosts.length } }
   })
 }
 

@@ -16,7 +16,7 @@ function proxyHandler (request: FastifyRequest, reply: FastifyReply): FastifyRep
   return reply
 }
 
-export function routeOptionsFor (spec: RouteSpec): RouteOptions {
+function routeOptionsFor (spec: RouteSpec): RouteOptions {
   return {
     method: spec.method,
     url: spec.path,

@@ -120,6 +120,14 @@ test('a host killed mid-run: no request fails that had not started streaming; it
   assert.ok(revived.count('/api/chat') > 0, 'traffic reaches the revived host')
 })
 
+test('a slow first byte (504) does not take a host out; only a failed connection does', async (t) => {
+  const { url, app } = await startCluster(t, 2, { first_byte_timeout: 1 })
+  const response = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 3000 }) })
+  assert.equal(response.status, 504)
+  await response.arrayBuffer()
+  assert.deepEqual(app.upstreams.hosts.map(h => h.healthy), [true, true])
+})
+
 test('listings are the deduplicated union of the healthy hosts', async (t) => {
   const { fakes, url } = await startCluster(t, 2)
   await deleteOn(fakes[0], 'qwen3:8b')
