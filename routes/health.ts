@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { sendError } from '../plugins/error-shapes.js'
+import { sendError } from '../plugins/http/error-shapes.js'
 
 /** Probes for orchestrators: no key, cheap enough to call every few seconds. */
 const health: FastifyPluginAsync = async function health (scope) {

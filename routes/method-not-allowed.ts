@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { sendError } from '../plugins/error-shapes.js'
+import { sendError } from '../plugins/http/error-shapes.js'
 import { routeTable } from './route-table.js'
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const

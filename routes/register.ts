@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { acceptJsonBodies, acceptRawBodies } from '../plugins/body.js'
+import { acceptJsonBodies, acceptRawBodies } from '../plugins/http/body.js'
 import { upstreamPathFor, type RouteSpec } from './route-table.js'
 
 declare module 'fastify' {

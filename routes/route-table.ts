@@ -1,6 +1,6 @@
 import type { TSchema } from 'typebox'
-import type { Access } from '../plugins/keys.js'
-import type { Listing, ModelField } from '../plugins/models.js'
+import type { Access } from '../plugins/auth/keys.js'
+import type { Listing, ModelField } from '../plugins/auth/model-fields.js'
 import { params, schemas } from './schemas.js'
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE'

@@ -4,18 +4,18 @@ import { LogController, type FastifyHttpOptions, type FastifyPluginAsync } from 
 import type { Logger } from 'pino'
 import { lazyChildLogger } from './logger.js'
 import type { Server } from 'node:http'
-import authPlugin from '../plugins/auth.js'
-import configPlugin from '../plugins/config.js'
-import type { ProxyConfig } from '../plugins/config-loader.js'
-import corsPlugin from '../plugins/cors.js'
-import errorsPlugin, { formatSchemaErrors } from '../plugins/errors.js'
-import requestLogPlugin from '../plugins/request-log.js'
-import upstreamPlugin from '../plugins/upstream.js'
-import limitsPlugin from '../plugins/limits.js'
-import metricsPlugin from '../plugins/metrics.js'
-import reloadPlugin from '../plugins/reload.js'
-import routingPlugin from '../plugins/routing.js'
-import usagePlugin from '../plugins/usage.js'
+import authPlugin from '../plugins/auth/auth.js'
+import configPlugin from '../plugins/config/config.js'
+import type { ProxyConfig } from '../plugins/config/config-loader.js'
+import corsPlugin from '../plugins/http/cors.js'
+import errorsPlugin, { formatSchemaErrors } from '../plugins/http/errors.js'
+import requestLogPlugin from '../plugins/observability/request-log.js'
+import upstreamPlugin from '../plugins/upstream/upstream.js'
+import limitsPlugin from '../plugins/limits/limits.js'
+import metricsPlugin from '../plugins/observability/metrics.js'
+import reloadPlugin from '../plugins/config/reload.js'
+import routingPlugin from '../plugins/upstream/routing.js'
+import usagePlugin from '../plugins/observability/usage.js'
 import metricsRoutes from '../routes/metrics.js'
 import generationRoutes from '../routes/generation.js'
 import healthRoutes from '../routes/health.js'
@@ -40,7 +40,7 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
   // With Redis, every replica counts against one limit; without it, limits live in memory.
   // Loaded only when configured: ioredis alone adds ~14 MiB to the resident size.
   const sharedWindows = config.redis !== null
-    ? new (await import('../plugins/redis-windows.js')).RedisWindows(config.redis, fastify.log)
+    ? new (await import('../plugins/limits/redis-windows.js')).RedisWindows(config.redis, fastify.log)
     : undefined
   if (sharedWindows !== undefined) fastify.addHook('onClose', async () => { await sharedWindows.close() })
   await fastify.register(limitsPlugin, { windows: sharedWindows })

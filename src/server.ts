@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { parseArgs } from 'node:util'
 import app, { serverOptions } from './app.js'
 import { createLogger } from './logger.js'
-import { ConfigError, loadConfig, shortTokenFields, type ProxyConfig } from '../plugins/config-loader.js'
+import { ConfigError, loadConfig, shortTokenFields, type ProxyConfig } from '../plugins/config/config-loader.js'
 import { handleShutdownSignals } from './shutdown.js'
 
 function readConfig (): { config: ProxyConfig, created: string | undefined } {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
-import { ConfigError, loadConfig, parseConfig, shortTokenFields } from '../plugins/config-loader.js'
+import { ConfigError, loadConfig, parseConfig, shortTokenFields } from '../plugins/config/config-loader.js'
 
 const run = promisify(execFile)
 const good = 'auth:\n  generate_tokens: ["generate-secret-0123456789"]\n  model_tokens: ["model-secret-0123456789ab"]\nservice:\n  base_url: "http://localhost:11434"\n'

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { parse } from 'yaml'
-import { parseConfig } from '../plugins/config-loader.js'
+import { parseConfig } from '../plugins/config/config-loader.js'
 
 // No Docker engine runs here, so the files are checked at the level of the fields that matter.
 

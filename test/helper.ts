@@ -5,7 +5,7 @@ import type { TestContext } from 'node:test'
 import { stringify } from 'yaml'
 import app, { serverOptions } from '../src/app.js'
 import { createLogger } from '../src/logger.js'
-import { parseConfig, type ProxyConfig } from '../plugins/config-loader.js'
+import { parseConfig, type ProxyConfig } from '../plugins/config/config-loader.js'
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
 
 export const TOKENS = {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { compilePattern, filterListing, modelAllowed, normaliseModel } from '../plugins/models.js'
+import { compilePattern, modelAllowed, normaliseModel } from '../plugins/auth/model-names.js'
+import { filterListing } from '../plugins/auth/model-fields.js'
 
 test('model names normalise the way Ollama reads them', () => {
   const same = ['llama3.2', 'LLAMA3.2', 'llama3.2:latest', 'Llama3.2:LATEST', 'llama3.2:local', 'library/llama3.2', 'registry.ollama.ai/library/llama3.2:latest', 'REGISTRY.OLLAMA.AI/Library/Llama3.2']

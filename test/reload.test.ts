@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { stringify } from 'yaml'
-import { loadConfig } from '../plugins/config-loader.js'
+import { loadConfig } from '../plugins/config/config-loader.js'
 import { startFakeOllama } from './fake-ollama.js'
 import { sleep, startProxy } from './helper.js'
 

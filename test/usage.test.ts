@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { UsageScanner } from '../plugins/usage.js'
+import { UsageScanner } from '../plugins/observability/usage.js'
 import { bearer, sleep, startStack, TOKENS, type Stack } from './helper.js'
 
 const gen = bearer(TOKENS.generate)

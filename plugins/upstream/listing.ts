@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { sendError } from './error-shapes.js'
-import { filterListing, type Listing, type ModelPattern } from './models.js'
+import { sendError } from '../http/error-shapes.js'
+import { filterListing, type Listing } from '../auth/model-fields.js'
+import type { ModelPattern } from '../auth/model-names.js'
 import type { UpstreamResponse } from './upstream.js'
 
 /** Listings are small documents; a larger answer is refused rather than passed on unfiltered. */

@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { KeyScope, NamedKeyConfig } from './config-schema.js'
-import type { ProxyConfig } from './config-loader.js'
-import { compilePattern, type ModelPattern } from './models.js'
+import type { KeyScope, NamedKeyConfig } from '../config/config-schema.js'
+import type { ProxyConfig } from '../config/config-loader.js'
+import { compilePattern, type ModelPattern } from './model-names.js'
 
 /** What a route demands; 'public' routes need no key at all. */
 export type Access = 'public' | KeyScope | 'metrics'

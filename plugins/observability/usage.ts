@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { normaliseModel } from './models.js'
+import { normaliseModel } from '../auth/model-names.js'
 import type { OllamaDurations, TokenUsage } from './request-log.js'
 
 declare module 'fastify' {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ProxyError } from './error-shapes.js'
+import { ProxyError } from '../http/error-shapes.js'
 import { ConcurrencySlots, MemoryWindows, WINDOW_MS, windowStart, type WindowStore } from './key-limits.js'
 
 declare module 'fastify' {

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Agent, Dispatcher } from 'undici'
-import type { Listing } from './models.js'
+import type { Listing } from '../auth/model-fields.js'
 import type { Host, UpstreamPool } from './upstream-pool.js'
 
 const LISTING_TIMEOUT_MS = 10_000

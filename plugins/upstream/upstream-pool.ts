@@ -1,8 +1,8 @@
 import type { Agent } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
-import type { ProxyConfig, UpstreamSettings } from './config-loader.js'
-import { ProxyError } from './error-shapes.js'
-import { normaliseModel } from './models.js'
+import type { ProxyConfig, UpstreamSettings } from '../config/config-loader.js'
+import { ProxyError } from '../http/error-shapes.js'
+import { normaliseModel } from '../auth/model-names.js'
 
 /** One Ollama host as the router sees it. */
 export interface Host {

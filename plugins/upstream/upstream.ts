@@ -3,7 +3,7 @@ import replyFrom from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawServerBase } from 'fastify'
-import { ProxyError, sendError } from './error-shapes.js'
+import { ProxyError, sendError } from '../http/error-shapes.js'
 import { UpstreamPool } from './upstream-pool.js'
 
 declare module 'fastify' {

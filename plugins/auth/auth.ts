@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { sendError } from './error-shapes.js'
-import { modelAllowed, modelsNamed, type ModelField } from './models.js'
+import { sendError } from '../http/error-shapes.js'
+import { modelAllowed } from './model-names.js'
+import { modelsNamed, type ModelField } from './model-fields.js'
 import { KeyRing, presentedToken, type Access, type ApiKey } from './keys.js'
 
 declare module 'fastify' {

@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ProxyError, sendError } from './error-shapes.js'
+import { ProxyError, sendError } from '../http/error-shapes.js'
 import { fanOut, mergedListing } from './fan-out.js'
 import { filteredListing } from './listing.js'
-import { filterListing, type Listing } from './models.js'
+import { filterListing, type Listing } from '../auth/model-fields.js'
 import { ignoreFailure, type Host } from './upstream-pool.js'
 
 declare module 'fastify' {

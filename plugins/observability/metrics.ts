@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { TokenUsage } from './request-log.js'
-import type { Host } from './upstream-pool.js'
+import type { Host } from '../upstream/upstream-pool.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
