@@ -1,69 +1,142 @@
+import { goTrimSpace, hasExplicitTag, isValidName, type NameParts, normalizePullName, parseName, parseRef } from './model-ref.js'
+
 /**
- * Model names the way Ollama reads them (types/model/name.go): case-insensitive, default host
- * registry.ollama.ai, namespace library, tag latest; a ":local" suffix names the same model.
- * So `LLAMA3.2`, `llama3.2:local` and `registry.ollama.ai/library/llama3.2:latest` are one model.
- * Cloud variants (`:cloud`, `:120b-cloud`) are tags of their own: they run on ollama.com under the
- * server owner's account, so an allowlist must name them to grant them.
+ * Which model a name opens, read the way the Ollama server reads it (parsers ported in
+ * model-ref.ts). Ollama reads a name one of three ways, depending on the route:
+ * - `request`: chat, generate, embed, embeddings, show, `/v1/*`, `/v1/messages`, create's `from`
+ *   (server/model_resolver.go parseAndValidateModelRef = ParseRef, then ParseName of the base);
+ * - `pull`: pull and delete (parseNormalizePullModelRef = NormalizePullName, then ParseName);
+ * - `literal`: copy (both names), push, create's `model`/`name`, and the names in Ollama's own
+ *   listings (ParseName of the string as is: `:local` and `:cloud` are plain tags there).
+ * Every reading ends in a canonical `host/namespace/model:tag`, lower case (Ollama matches
+ * existing names case-insensitively, server/routes.go getExistingName; valid names are ASCII).
+ * The scheme (`https://`, or `llama3.2@x://` in front of a host) never changes which model opens,
+ * so it is dropped. A cloud reference is named by its legacy stub tag, as Ollama's pull does:
+ * `gpt-oss:20b:cloud`, `gpt-oss:20b-cloud` and `GPT-OSS:20B-Cloud` are all
+ * `registry.ollama.ai/library/gpt-oss:20b-cloud`; in every reading a tag `cloud` or `*-cloud`
+ * runs on ollama.com.
  */
+export type NameReading = 'request' | 'pull' | 'literal'
+
+const READINGS: readonly NameReading[] = ['request', 'pull', 'literal']
 const DEFAULT_HOST = 'registry.ollama.ai'
 const DEFAULT_NAMESPACE = 'library'
-const DEFAULT_TAG = 'latest'
 
-interface ModelName { host: string, namespace: string, model: string, tag: string }
-
-function parseModelName (raw: string): ModelName {
-  let name = raw.trim().toLowerCase()
-  const digestAt = name.indexOf('@')
-  if (digestAt >= 0) name = name.slice(0, digestAt)
-  let tag = DEFAULT_TAG
-  const lastSlash = name.lastIndexOf('/')
-  const colon = name.lastIndexOf(':')
-  if (colon > lastSlash) {
-    tag = name.slice(colon + 1) || DEFAULT_TAG
-    name = name.slice(0, colon)
-  }
-  if (tag === 'local') tag = DEFAULT_TAG
-  const parts = name.split('/')
-  const model = parts.pop() ?? ''
-  const namespace = parts.pop() ?? DEFAULT_NAMESPACE
-  const host = parts.length > 0 ? parts.join('/') : DEFAULT_HOST
-  return { host, namespace, model, tag }
+/** A name as Ollama resolves it: `canonical` is `host/namespace/model:tag`, lower case. */
+export interface ModelName {
+  canonical: string
+  parts: Pick<NameParts, 'host' | 'namespace' | 'model' | 'tag'>
+  /** Runs on ollama.com under the server owner's account. */
+  cloud: boolean
 }
 
-/** The canonical full name: `registry.ollama.ai/library/llama3.2:latest`. */
+/**
+ * The model `raw` names under one reading, or undefined when Ollama refuses the name there
+ * (empty, `:cloud:local`, or a part that fails Name.IsValid: `@digest`, bad characters, too long).
+ */
+export function readModelName (raw: string, reading: NameReading): ModelName | undefined {
+  const resolved = reading === 'literal' ? readLiteral(raw) : reading === 'pull' ? readPull(raw) : readRequest(raw)
+  if (resolved === undefined) return undefined
+  const host = asciiLower(resolved.parts.host)
+  const namespace = asciiLower(resolved.parts.namespace)
+  const model = asciiLower(resolved.parts.model)
+  const tag = asciiLower(resolved.parts.tag)
+  return { canonical: `${host}/${namespace}/${model}:${tag}`, parts: { host, namespace, model, tag }, cloud: resolved.cloud }
+}
+
+interface Resolved { parts: NameParts, cloud: boolean }
+
+function readLiteral (raw: string): Resolved | undefined {
+  const parts = parseName(raw)
+  if (!isValidName(parts)) return undefined
+  const tag = asciiLower(parts.tag)
+  return { parts, cloud: tag === 'cloud' || tag.endsWith('-cloud') }
+}
+
+function readPull (raw: string): Resolved | undefined {
+  const pulled = normalizePullName(raw)
+  if ('error' in pulled) return undefined
+  const parts = parseName(pulled.name)
+  return isValidName(parts) ? { parts, cloud: pulled.cloud } : undefined
+}
+
+function readRequest (raw: string): Resolved | undefined {
+  const ref = parseRef(raw)
+  if ('error' in ref) return undefined
+  const parts = parseName(ref.base)
+  // Ollama validates the base it opens or sends to ollama.com; the stub tag is only the label.
+  if (!isValidName(parts)) return undefined
+  if (ref.source !== 'cloud') return { parts, cloud: false }
+  return { parts: { ...parts, tag: hasExplicitTag(ref.base) ? `${parts.tag}-cloud` : 'cloud' }, cloud: true }
+}
+
+/**
+ * The canonical name a request's model opens (`request` reading), for routing and metrics
+ * labels: `LLAMA3.2` -> `registry.ollama.ai/library/llama3.2:latest`. A name Ollama would refuse
+ * comes back trimmed but otherwise as sent.
+ */
 export function normaliseModel (raw: string): string {
-  const { host, namespace, model, tag } = parseModelName(raw)
-  return `${host}/${namespace}/${model}:${tag}`
+  return (readModelName(raw, 'request') ?? readModelName(raw, 'literal'))?.canonical ?? goTrimSpace(raw)
 }
 
-/** The forms a person writes for one model, shortest first; patterns are matched against each. */
-function spellings (raw: string): string[] {
-  const { host, namespace, model, tag } = parseModelName(raw)
-  const full = `${host}/${namespace}/${model}:${tag}`
-  const forms = [full]
+/** The spellings a person writes for one model, shortest first; globs are matched against each. */
+function spellings (name: ModelName): string[] {
+  const { host, namespace, model, tag } = name.parts
+  const forms = [name.canonical]
   if (host === DEFAULT_HOST) forms.unshift(`${namespace}/${model}:${tag}`)
   if (host === DEFAULT_HOST && namespace === DEFAULT_NAMESPACE) forms.unshift(`${model}:${tag}`)
   return forms
 }
 
-export type ModelPattern = RegExp
+/** A compiled allowlist entry. */
+export type ModelPattern =
+  | { kind: 'name', canonical: string }
+  | { kind: 'glob', glob: RegExp, grantsCloud: boolean }
 
 /**
- * An allowlist entry: a name (`nomic-embed-text` means its `latest` tag) or a glob where `*` is
- * any run of characters and `?` one character (`llama3.2*` takes every llama3.2 tag and variant).
+ * An allowlist entry. Without `*`/`?` it is a name read like a request's model (`request`
+ * reading: `nomic-embed-text` means `registry.ollama.ai/library/nomic-embed-text:latest`,
+ * `gpt-oss:20b:cloud` means the cloud variant `gpt-oss:20b-cloud`); it grants that one model.
+ * With `*` (any run of characters) or `?` (one character) it is a glob over the spellings of a
+ * canonical name (`model:tag`, `namespace/model:tag`, full), case-insensitive. A glob grants
+ * cloud variants only when it itself ends in `:cloud` or `-cloud` (`gpt-oss:*-cloud`, `*:cloud`);
+ * `llama3.2*` and `*` never do.
+ * @throws Error when a plain entry is not a name Ollama accepts (it could never match).
  */
 export function compilePattern (pattern: string): ModelPattern {
-  const lower = pattern.trim().toLowerCase()
-  if (!/[*?]/.test(lower)) return new RegExp(`^${escape(normaliseModel(lower))}$`)
-  const body = lower.split('').map(c => c === '*' ? '.*' : c === '?' ? '.' : escape(c)).join('')
-  return new RegExp(`^${body}$`)
+  const text = asciiLower(goTrimSpace(pattern))
+  if (/[*?]/.test(text)) {
+    const body = [...text].map(c => c === '*' ? '.*' : c === '?' ? '.' : escape(c)).join('')
+    return { kind: 'glob', glob: new RegExp(`^${body}$`, 's'), grantsCloud: text.endsWith(':cloud') || text.endsWith('-cloud') }
+  }
+  const name = readModelName(text, 'request')
+  if (name === undefined) throw new Error(`allowlist entry "${pattern}" is not a model name Ollama accepts`)
+  return { kind: 'name', canonical: name.canonical }
 }
 
 function escape (text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
-export function modelAllowed (patterns: readonly ModelPattern[], model: string): boolean {
-  const forms = spellings(model)
-  return patterns.some(pattern => forms.some(form => pattern.test(form)))
+function asciiLower (text: string): string {
+  return text.replace(/[A-Z]/g, c => c.toLowerCase())
+}
+
+function grants (pattern: ModelPattern, name: ModelName): boolean {
+  if (pattern.kind === 'name') return pattern.canonical === name.canonical
+  if (name.cloud && !pattern.grantsCloud) return false
+  return spellings(name).some(form => pattern.glob.test(form))
+}
+
+/**
+ * Whether an allowlist grants the model `raw` names. `reading` is how the route reads it (see
+ * NameReading); when omitted the name must be granted under every reading in which Ollama accepts
+ * it, so `x:local` (`x` on chat, tag `local` on copy) needs both. A name no reading accepts is
+ * refused: the proxy cannot know what it opens.
+ */
+export function modelAllowed (patterns: readonly ModelPattern[], raw: string, reading?: NameReading): boolean {
+  const names = (reading === undefined ? READINGS : [reading])
+    .map(r => readModelName(raw, r))
+    .filter((name): name is ModelName => name !== undefined)
+  return names.length > 0 && names.every(name => patterns.some(pattern => grants(pattern, name)))
 }
