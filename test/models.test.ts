@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { compilePattern, modelAllowed, type NameReading, normaliseModel, readModelName } from '../plugins/auth/model-names.js'
 import { filterListing } from '../plugins/auth/model-fields.js'
-import { bearer, jsonOf, startStack } from './helper.js'
+import { KeyRing } from '../plugins/auth/keys.js'
+import { bearer, jsonOf, startStack, testConfig } from './helper.js'
 import { ollamaReadings } from './ollama-name-readings.js'
 
 test('each reading names exactly the model Ollama resolves (recorded from Ollama\'s parsers)', () => {
@@ -110,6 +111,8 @@ test('an allowlist entry Ollama could never accept as a name is a config error',
     assert.throws(() => compilePattern(entry), /not a model name Ollama accepts/, entry)
   }
   assert.doesNotThrow(() => compilePattern('llama3.2@*'), 'globs are not names')
+  const config = testConfig('http://127.0.0.1:1', { auth: { keys: [{ name: 'typo', key: 'typo-key-0000000000000000000000000001', scopes: ['generate'], models: ['llama3.2@latest'] }] } })
+  assert.throws(() => new KeyRing(config.auth), /"llama3.2@latest" is not a model name Ollama accepts/)
 })
 
 test('listings keep only allowed models, read as the literal names Ollama lists', () => {
