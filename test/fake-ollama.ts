@@ -35,7 +35,22 @@ export interface FakeOllama {
   blobs: Map<string, number>
   /** Names (as in /api/tags) reported as loaded by /api/ps; tests change it to steer routing. */
   loaded: Set<string>
+  /**
+   * Answers that replace the handler of a path (pathname as received), for answers Ollama itself
+   * would never send: what a compressing front or a broken host sends. Tests set and delete entries.
+   */
+  rawAnswers: Map<string, RawAnswer>
   close (): Promise<void>
+}
+
+/**
+ * A raw answer: status (200 by default), headers, and a body written as given, chunk by chunk,
+ * waiting for the reader (`chunks` may be a generator of megabytes: it stops when the peer leaves).
+ */
+export interface RawAnswer {
+  status?: number
+  headers?: OutgoingHttpHeaders
+  chunks: Iterable<Buffer | string>
 }
 
 interface Waiter { path: string, resolve: (rec: RecordedRequest) => void, reject: (err: Error) => void, timer: NodeJS.Timeout }
@@ -51,6 +66,7 @@ interface State {
   closeAwaited: WeakSet<RecordedRequest>
   arrivalWaiters: Waiter[]
   closeWaiters: Waiter[]
+  rawAnswers: Map<string, RawAnswer>
 }
 
 // One request/response pair plus its cancellable timers.
@@ -210,6 +226,22 @@ async function stream (ex: Exchange, contentType: string, frames: string[], opts
     ex.res.write(frames[i])
   }
   ex.res.end()
+}
+
+/** Writes a RawAnswer, honouring backpressure; stops as soon as the connection is gone. */
+async function sendRaw (ex: Exchange, answer: RawAnswer): Promise<void> {
+  ex.res.writeHead(answer.status ?? 200, answer.headers ?? {})
+  for (const chunk of answer.chunks) {
+    if (ex.closed) return
+    if (!ex.res.write(chunk)) {
+      await new Promise<void>(resolve => {
+        const done = (): void => { ex.res.off('drain', done); ex.res.off('close', done); resolve() }
+        ex.res.once('drain', done)
+        ex.res.once('close', done)
+      })
+    }
+  }
+  if (!ex.closed) ex.res.end()
 }
 
 // ---------------------------------------------------------------- request helpers
@@ -774,6 +806,9 @@ async function handle (state: State, req: IncomingMessage, res: ServerResponse, 
     return send(ex, match.status, S.TEXT_GIN, match.status === 404 ? '404 page not found' : '405 method not allowed')
   }
 
+  const raw = state.rawAnswers.get(rec.path)
+  if (raw !== undefined) return await sendRaw(ex, raw)
+
   ex.dialect = match.route.dialect ?? 'native'
   const c = ex.controls = S.parseControls(rec.json, new URLSearchParams(rec.query))
   if (c.firstByteDelayMs > 0 && !(await ex.sleep(c.firstByteDelayMs))) return
@@ -805,7 +840,8 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
     awaited: new WeakSet(),
     closeAwaited: new WeakSet(),
     arrivalWaiters: [],
-    closeWaiters: []
+    closeWaiters: [],
+    rawAnswers: new Map()
   }
   const sockets = new Set<Socket>()
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
@@ -842,6 +878,7 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
     requests: state.requests,
     blobs: state.blobs,
     loaded: state.loaded,
+    rawAnswers: state.rawAnswers,
     count: (path, method) => state.requests.filter(r => r.path === path && (method === undefined || r.method === method)).length,
     last: path => state.requests.findLast(r => path === undefined || r.path === path),
     reset: () => { state.requests.length = 0 },

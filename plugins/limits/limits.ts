@@ -1,14 +1,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError } from '../http/error-shapes.js'
-import { ConcurrencySlots, MemoryWindows, WINDOW_MS, windowStart, type WindowStore } from './key-limits.js'
+import { ConcurrencySlots, MemoryWindows, type WindowStore } from './key-limits.js'
+import { chargeTokenWindow, limitHeaders, refuseWhenTokensSpent, secondsLeft } from './token-window.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Per-key minute windows for requests and tokens; Redis-backed with several replicas. */
     limitWindows: WindowStore
     concurrencySlots: ConcurrencySlots
-    /** Charges tokens Ollama reported to the key's token window. */
+    /** Charges an answer's tokens (reported by Ollama or estimated) to the key's token window. */
     chargeTokens (keyName: string, tokens: number): void
   }
 }
@@ -18,20 +19,11 @@ export interface LimitsOptions {
 }
 
 const requestsKey = (name: string) => `rpm:${name}`
-const tokensKey = (name: string) => `tpm:${name}`
-
-function secondsLeft (now: number): number {
-  return Math.max(1, Math.ceil((windowStart(now) + WINDOW_MS - now) / 1000))
-}
-
-function limitHeaders (limit: number, remaining: number, reset: number): Record<string, string> {
-  return { 'ratelimit-limit': String(limit), 'ratelimit-remaining': String(remaining), 'ratelimit-reset': String(reset) }
-}
 
 /**
- * A key's `limits` from the config: requests per minute, tokens per minute (counted from Ollama's
- * own figures after each answer) and concurrent requests. Over a limit: 429 in dialect with
- * Retry-After and RateLimit-* headers. Keys without limits pay one property check.
+ * A key's `limits` from the config: requests per minute, tokens per minute (every answer is
+ * charged after it streams, see usage.ts; a spent window refuses up front, refuseWhenTokensSpent)
+ * and concurrent requests. Over a limit: 429 in dialect with Retry-After and RateLimit-* headers. Keys without limits pay one property check.
  */
 export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) {
   const windows = options.windows ?? new MemoryWindows()
@@ -39,7 +31,7 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
   fastify.decorate('limitWindows', windows)
   fastify.decorate('concurrencySlots', slots)
   fastify.decorate('chargeTokens', function chargeTokens (keyName: string, tokens: number) {
-    Promise.resolve(windows.incr(tokensKey(keyName), tokens, Date.now())).catch((err: unknown) => {
+    chargeTokenWindow(windows, keyName, tokens, (err: unknown) => {
       fastify.log.warn({ err }, 'could not record token usage')
     })
   })
@@ -56,13 +48,7 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
         throw new ProxyError(429, `rate limit exceeded: this key may send ${requestsPerMinute} requests per minute; retry in ${reset} s`, { 'retry-after': String(reset) })
       }
     }
-    if (tokensPerMinute !== null) {
-      const used = await windows.peek(tokensKey(key.name), now)
-      if (used >= tokensPerMinute) {
-        const reset = secondsLeft(now)
-        throw new ProxyError(429, `token limit exceeded: this key may use ${tokensPerMinute} tokens per minute; retry in ${reset} s`, { ...limitHeaders(tokensPerMinute, 0, reset), 'retry-after': String(reset) })
-      }
-    }
+    if (tokensPerMinute !== null) await refuseWhenTokensSpent(windows, key, now)
     if (concurrent !== null) {
       if (!slots.tryTake(key.name, concurrent)) {
         throw new ProxyError(429, `concurrency limit exceeded: this key may run ${concurrent} requests at once`, { ...limitHeaders(concurrent, 0, 1), 'retry-after': '1' })

@@ -17,7 +17,8 @@ declare module 'fastify' {
 /** Ollama's own timings of an answer, in milliseconds. */
 export interface OllamaDurations { totalMs?: number, loadMs?: number, promptEvalMs?: number, evalMs?: number }
 
-export interface TokenUsage { promptTokens: number, completionTokens: number, ollama?: OllamaDurations }
+/** `estimated`: Ollama printed no (or not all) counts; see FrameCounter in usage.ts. */
+export interface TokenUsage { promptTokens: number, completionTokens: number, estimated?: boolean, ollama?: OllamaDurations }
 
 export interface RequestRecord {
   route: string | null

@@ -2,6 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { normaliseModel } from '../auth/model-names.js'
 import type { OllamaDurations, TokenUsage } from './request-log.js'
+import type { UpstreamResponse } from '../upstream/upstream.js'
+import { assertIdentityEncoding } from '../upstream/bounded-read.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -54,18 +56,101 @@ export class UsageScanner {
   }
 }
 
+/** How a stream separates the pieces Ollama writes: NDJSON lines, SSE events, or one document. */
+type Framing = 'line' | 'event' | 'none'
+
+function framingOf (contentType: unknown): Framing {
+  const type = String(contentType ?? '').toLowerCase()
+  if (type.startsWith('text/event-stream')) return 'event'
+  if (type.startsWith('application/x-ndjson')) return 'line'
+  return 'none'
+}
+
+/**
+ * Counts what an answer streamed, for the estimate used when Ollama's own counts are missing
+ * (OpenAI streams without `stream_options.include_usage`, clients that leave before the last
+ * chunk). Ollama writes one NDJSON line or SSE event per piece its runner hands back, and the
+ * runner hands back one piece per generated token (llm/llama_server.go: one callback per
+ * llama-server SSE event carrying content), so each frame counts as one token; the few framing
+ * events around the content (final chunk, `[DONE]`, Anthropic's and Responses' start/stop events)
+ * count too. An answer that came compressed is charged one token per 4 bytes received.
+ */
+export class FrameCounter {
+  frames = 0
+  bytes = 0
+  private endedWithNewline = false
+
+  constructor (private readonly framing: Framing, private readonly encoded: boolean) {}
+
+  count (chunk: Buffer): void {
+    this.bytes += chunk.length
+    if (this.framing === 'none' || this.encoded) return
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) {
+      if (this.framing === 'line') this.frames++
+      else if (at === 0 ? this.endedWithNewline : chunk[at - 1] === 10) this.frames++
+    }
+    if (chunk.length > 0) this.endedWithNewline = chunk[chunk.length - 1] === 10
+  }
+
+  get estimate (): number {
+    return this.encoded ? Math.ceil(this.bytes / 4) : this.frames
+  }
+}
+
+/**
+ * Prompt tokens of a request whose answer reports none (legacy /api/embeddings): its `prompt` or
+ * `input` text at 4 UTF-8 bytes per token, rounded up.
+ */
+export function estimatePromptTokens (body: unknown): number {
+  if (typeof body !== 'object' || body === null) return 0
+  const fields = body as Record<string, unknown>
+  const texts = [fields.prompt, fields.input].flat().filter((t): t is string => typeof t === 'string')
+  const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0)
+  return Math.ceil(bytes / 4)
+}
+
+/**
+ * What an answer costs. A completed answer: Ollama's counts when it printed them, else the
+ * estimate (frames streamed; prompt text for answers that stream nothing). An answer the client
+ * left (or that broke off): the counts Ollama printed so far, completion at least the frames
+ * streamed.
+ */
+export function answerUsage (scanner: UsageScanner, counter: FrameCounter, completed: boolean, body: unknown): TokenUsage {
+  const reported = scanner.usage
+  let usage: TokenUsage
+  if (completed && reported !== undefined) {
+    usage = reported
+  } else if (completed) {
+    usage = { promptTokens: counter.estimate === 0 ? estimatePromptTokens(body) : 0, completionTokens: counter.estimate, estimated: true }
+  } else {
+    usage = { promptTokens: scanner.prompt ?? 0, completionTokens: Math.max(scanner.completion ?? 0, counter.estimate), estimated: true }
+    if (reported?.ollama !== undefined) usage.ollama = reported.ollama
+  }
+  return usage
+}
+
 /**
  * Reads token counts from inference answers as they stream to the client, puts them on the
- * request (and so on its log line), and charges them to the key's token window.
+ * request (and so on its log line), and charges them to the key's token window: every successful
+ * answer is charged once, when it ends or when the client leaves, with Ollama's counts or the
+ * estimate above (marked `estimated` on the log line).
  */
 export default fp(async function usagePlugin (fastify) {
-  fastify.observeUpstream(function countTokens (request: FastifyRequest, stream: NodeJS.ReadableStream) {
-    if (request.routeOptions.config.countsTokens !== true) return
+  fastify.observeUpstream(function countTokens (request: FastifyRequest, stream: NodeJS.ReadableStream, response: UpstreamResponse) {
+    if (request.routeOptions.config.countsTokens !== true || response.statusCode >= 300) return
     const scanner = new UsageScanner()
-    stream.on('data', (chunk: Buffer) => scanner.scan(chunk))
-    stream.once('end', () => {
-      const usage = scanner.usage
-      if (usage === undefined) return
+    let encoded = false
+    try {
+      assertIdentityEncoding(response.headers, 'the answer')
+    } catch {
+      encoded = true
+    }
+    const counter = new FrameCounter(framingOf(response.headers['content-type']), encoded)
+    let settled = false
+    const settle = (completed: boolean) => {
+      if (settled) return
+      settled = true
+      const usage = answerUsage(scanner, counter, completed, request.body)
       request.usage = usage
       const key = request.apiKey
       const total = usage.promptTokens + usage.completionTokens
@@ -73,6 +158,13 @@ export default fp(async function usagePlugin (fastify) {
       const model = request.model === undefined ? 'other' : normaliseModel(request.model)
       fastify.metrics.recordTokens(key?.name ?? 'none', model, usage)
       fastify.limitWindows.recordUsage?.(key?.name ?? 'none', model, usage.promptTokens, usage.completionTokens)
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (!encoded) scanner.scan(chunk)
+      counter.count(chunk)
     })
+    stream.once('end', () => settle(true))
+    // A client that leaves destroys the upstream body: 'close' without 'end'.
+    stream.once('close', () => settle(false))
   })
 }, { name: 'usage', fastify: '5.x', dependencies: ['upstream', 'limits', 'request-log', 'metrics'] })

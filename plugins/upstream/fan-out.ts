@@ -1,7 +1,9 @@
 import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Agent, Dispatcher } from 'undici'
+import { assertIdentityEncoding, discard, LineSplitter, MAX_ANSWER_BYTES, MAX_LINE_BYTES, readBounded, UnreadableAnswer } from './bounded-read.js'
 import type { Listing } from '../auth/model-fields.js'
+import { ProxyError } from '../http/error-shapes.js'
 import type { Host, UpstreamPool } from './upstream-pool.js'
 
 const LISTING_TIMEOUT_MS = 10_000
@@ -11,11 +13,24 @@ function queryOf (url: string): string {
   return at < 0 ? '' : url.slice(at)
 }
 
-/** /api/tags, /api/ps and /v1/models across several hosts: the union, without duplicates. */
+/**
+ * /api/tags, /api/ps and /v1/models across several hosts: the union, without duplicates.
+ * Unreachable hosts are left out; undefined when none answered. A host whose answer cannot be
+ * read (compressed, over MAX_LISTING_BYTES, not JSON, no `models`/`data` list) raises
+ * ProxyError 502: a listing the proxy cannot read is never merged, filtered or passed on.
+ */
 export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Listing, path: string, request: FastifyRequest): Promise<unknown> {
-  const answers = await Promise.all(hosts.map(async host =>
-    await pool.getJson(host, path + queryOf(request.url), { 'x-request-id': request.id }, LISTING_TIMEOUT_MS)))
-  const documents = answers.filter(a => typeof a === 'object' && a !== null) as Array<Record<string, unknown>>
+  const answers = await Promise.all(hosts.map(async host => {
+    let document: unknown
+    try {
+      document = await pool.getJson(host, path + queryOf(request.url), { 'x-request-id': request.id }, LISTING_TIMEOUT_MS)
+    } catch (err) {
+      throw new ProxyError(502, `could not read the model listing: ${(err as Error).message}`)
+    }
+    if (document !== undefined && !isListing(kind, document)) throw new ProxyError(502, `could not read the model listing: the answer of ${host.name} has no list of models`)
+    return document
+  }))
+  const documents = answers.filter(a => a !== undefined) as Array<Record<string, unknown>>
   if (documents.length === 0) return undefined
   const field = kind === 'openai-models' ? 'data' : 'models'
   const idOf = (item: Record<string, unknown>) => String(kind === 'openai-models' ? item.id : item.name ?? item.model)
@@ -25,6 +40,7 @@ export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Li
     const items = document[field]
     if (!Array.isArray(items)) continue
     for (const item of items as Array<Record<string, unknown>>) {
+      if (typeof item !== 'object' || item === null) continue
       const id = idOf(item)
       if (seen.has(id)) continue
       seen.add(id)
@@ -34,6 +50,13 @@ export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Li
   return kind === 'openai-models' ? { object: 'list', data: merged } : { models: merged }
 }
 
+/** Ollama's listing shapes: `{"models":[...]}`, or `{"object":"list","data":[...]}` (data null when empty). */
+export function isListing (kind: Listing, document: unknown): document is Record<string, unknown> {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) return false
+  const items = (document as Record<string, unknown>)[kind === 'openai-models' ? 'data' : 'models']
+  return Array.isArray(items) || items === null
+}
+
 interface HostAnswer { host: Host, status: number, body: string }
 
 function requestOptions (host: Host, path: string, request: FastifyRequest): Dispatcher.RequestOptions {
@@ -41,7 +64,7 @@ function requestOptions (host: Host, path: string, request: FastifyRequest): Dis
     origin: host.url,
     path: path + queryOf(request.url),
     method: request.method as Dispatcher.HttpMethod,
-    headers: { 'content-type': 'application/json', 'x-request-id': request.id },
+    headers: { 'content-type': 'application/json', 'x-request-id': request.id, 'accept-encoding': 'identity' },
     body: request.rawBody
   }
 }
@@ -58,11 +81,20 @@ export async function fanOut (agent: Agent, hosts: Host[], path: string, request
     return
   }
   const answers: HostAnswer[] = await Promise.all(hosts.map(async host => {
+    let answer: Dispatcher.ResponseData
     try {
-      const { statusCode, body } = await agent.request(requestOptions(host, path, request))
-      return { host, status: statusCode, body: await body.text() }
+      answer = await agent.request(requestOptions(host, path, request))
+    } catch {
+      return { host, status: 502, body: JSON.stringify({ error: `Ollama host ${host.name} is unreachable` }) }
+    }
+    try {
+      assertIdentityEncoding(answer.headers, `the answer of ${host.name}`)
+      const body = await readBounded(answer.body, MAX_ANSWER_BYTES, `the answer of ${host.name}`)
+      return { host, status: answer.statusCode, body: body.toString('utf8') }
     } catch (err) {
-      return { host, status: 502, body: JSON.stringify({ error: `Ollama host ${host.name} is unreachable` }), cause: err }
+      discard(answer.body)
+      const message = err instanceof UnreadableAnswer ? err.message : `the answer of ${host.name} broke off`
+      return { host, status: 502, body: JSON.stringify({ error: message }) }
     }
   }))
   const failed = answers.find(a => a.status >= 300)
@@ -90,10 +122,20 @@ function tagLine (host: Host, line: string): string {
   return line.startsWith('{') ? `{"host":${JSON.stringify(host.name)},${line.slice(1)}` : line
 }
 
+/**
+ * Streams every host's NDJSON progress into one answer. Each host's bytes are split into lines as
+ * they come (MAX_LINE_BYTES per line: past it that host's stream is dropped with an error line);
+ * when the client reads slower than the hosts write, every host is paused until it catches up.
+ */
 function mergeStreams (agent: Agent, hosts: Host[], path: string, request: FastifyRequest, reply: FastifyReply): void {
   const out = new PassThrough()
   const controller = new AbortController()
   reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
+  const bodies = new Set<Dispatcher.ResponseData['body']>()
+  const write = (line: string) => {
+    if (!out.write(line + '\n')) for (const body of bodies) body.pause()
+  }
+  out.on('drain', () => { for (const body of bodies) body.resume() })
   let open = hosts.length
   const finishOne = () => {
     open--
@@ -101,25 +143,51 @@ function mergeStreams (agent: Agent, hosts: Host[], path: string, request: Fasti
   }
   for (const host of hosts) {
     const options = { ...requestOptions(host, path, request), signal: controller.signal }
-    agent.request(options).then(({ statusCode, body }) => {
-      let pending = ''
-      body.setEncoding('utf8')
-      body.on('data', (text: string) => {
-        pending += text
-        const lines = pending.split('\n')
-        pending = lines.pop() ?? ''
-        for (const line of lines) if (line !== '') out.write(tagLine(host, line) + '\n')
+    agent.request(options).then(({ statusCode, headers, body }) => {
+      const lines = new LineSplitter(MAX_LINE_BYTES)
+      let done = false
+      const stop = (error: string) => {
+        if (done) return
+        done = true
+        bodies.delete(body)
+        write(JSON.stringify({ host: host.name, error }))
+        discard(body)
+        finishOne()
+      }
+      try {
+        assertIdentityEncoding(headers, 'the stream from this host')
+      } catch (err) {
+        stop((err as Error).message)
+        return
+      }
+      bodies.add(body)
+      body.on('data', (chunk: Buffer) => {
+        if (done) return
+        try {
+          for (const line of lines.push(chunk)) if (line.length > 0) write(tagLine(host, line.toString('utf8')))
+        } catch (err) {
+          stop(`the stream from this host was refused: ${(err as Error).message}`)
+        }
       })
       body.on('end', () => {
-        if (pending !== '') out.write(tagLine(host, statusCode >= 300 && !pending.startsWith('{') ? JSON.stringify({ error: pending }) : pending) + '\n')
+        if (done) return
+        done = true
+        bodies.delete(body)
+        const last = lines.finish()?.toString('utf8')
+        if (last !== undefined) write(tagLine(host, statusCode >= 300 && !last.startsWith('{') ? JSON.stringify({ error: last }) : last))
         finishOne()
       })
       body.on('error', () => {
-        out.write(JSON.stringify({ host: host.name, error: 'the stream from this host broke off' }) + '\n')
-        finishOne()
+        if (controller.signal.aborted) {
+          done = true
+          bodies.delete(body)
+          finishOne()
+          return
+        }
+        stop('the stream from this host broke off')
       })
     }, () => {
-      if (!controller.signal.aborted) out.write(JSON.stringify({ host: host.name, error: `Ollama host ${host.name} is unreachable` }) + '\n')
+      if (!controller.signal.aborted) write(JSON.stringify({ host: host.name, error: `Ollama host ${host.name} is unreachable` }))
       finishOne()
     })
   }

@@ -1,8 +1,9 @@
-import type { Agent } from 'undici'
+import type { Agent, Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ProxyConfig, UpstreamSettings } from '../config/config-loader.js'
 import { ProxyError } from '../http/error-shapes.js'
 import { normaliseModel } from '../auth/model-names.js'
+import { assertIdentityEncoding, discard, MAX_LISTING_BYTES, readBounded, UnreadableAnswer } from './bounded-read.js'
 
 /** One Ollama host as the router sees it. */
 export interface Host {
@@ -179,22 +180,51 @@ export class UpstreamPool {
 
   /** Re-reads which models a host has and which are loaded. */
   async refresh (host: Host): Promise<void> {
-    const [tags, ps] = await Promise.all([this.getJson(host, '/api/tags'), this.getJson(host, '/api/ps')])
+    const [tags, ps] = await Promise.all([this.readListing(host, '/api/tags'), this.readListing(host, '/api/ps')])
     if (tags !== undefined) host.models = namesOf(tags)
     if (ps !== undefined) host.loaded = namesOf(ps)
     this.dispatchQueue()
   }
 
-  /** GET a JSON document from one host; undefined on any failure or a non-200 answer. */
-  async getJson (host: Host, path: string, headers: Record<string, string> = {}, timeoutMs = PROBE_TIMEOUT_MS): Promise<unknown> {
+  private async readListing (host: Host, path: string): Promise<unknown> {
     try {
-      const { statusCode, body } = await this.agent.request({ origin: host.url, path, method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs) })
+      return await this.getJson(host, path)
+    } catch (err) {
+      this.log.warn({ upstream: host.name, reason: (err as Error).message }, 'could not read a model listing')
+      return undefined
+    }
+  }
+
+  /**
+   * GET a JSON document from one host, asking for `identity` encoding: undefined when the host
+   * cannot be reached or answers other than 200. Raises UnreadableAnswer when the answer is
+   * compressed, larger than `maxBytes` (default MAX_LISTING_BYTES) or not JSON.
+   */
+  async getJson (host: Host, path: string, headers: Record<string, string> = {}, timeoutMs = PROBE_TIMEOUT_MS, maxBytes = MAX_LISTING_BYTES): Promise<unknown> {
+    let answer: Dispatcher.ResponseData
+    try {
+      answer = await this.agent.request({ origin: host.url, path, method: 'GET', headers: { ...headers, 'accept-encoding': 'identity' }, signal: AbortSignal.timeout(timeoutMs) })
+    } catch {
+      return undefined
+    }
+    const { statusCode, headers: answerHeaders, body } = answer
+    try {
       if (statusCode !== 200) {
+        // undici's dump reads at most 128 KiB to keep the connection, else closes it.
         await body.dump()
         return undefined
       }
-      return await body.json()
-    } catch {
+      const what = `the answer of ${host.name} to ${path.split('?')[0]}`
+      assertIdentityEncoding(answerHeaders, what)
+      const raw = await readBounded(body, maxBytes, what)
+      try {
+        return JSON.parse(raw.toString('utf8'))
+      } catch {
+        throw new UnreadableAnswer(`${what} is not JSON`)
+      }
+    } catch (err) {
+      discard(body)
+      if (err instanceof UnreadableAnswer) throw err
       return undefined
     }
   }

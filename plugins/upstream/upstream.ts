@@ -42,7 +42,7 @@ export interface UpstreamResponse {
 }
 
 /** Sees an upstream body as it is piped to the client; it must not pause or consume it. */
-export type UpstreamObserver = (request: FastifyRequest, stream: NodeJS.ReadableStream) => void
+export type UpstreamObserver = (request: FastifyRequest, stream: NodeJS.ReadableStream, response: UpstreamResponse) => void
 
 export interface ForwardOptions {
   /** Replaces the default pass-through of Ollama's answer (listing filters). */
@@ -99,6 +99,9 @@ function hostHeaderOf (origin: string): string {
 function stripClientHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   for (const name of CLIENT_ONLY_HEADERS) delete headers[name]
   headers['x-request-id'] = request.id
+  // Answers the proxy reads (listings it filters, token counts) must come uncompressed.
+  const config = request.routeOptions.config
+  if (config.listing !== undefined || config.countsTokens === true) headers['accept-encoding'] = 'identity'
   return headers
 }
 
@@ -150,7 +153,7 @@ function recordResponse (this: UpstreamObserver[], request: FastifyRequest, repl
   }
   reply.send(response.stream)
   // Added after send() has piped the stream, so an extra 'data' listener only watches.
-  for (const observe of this) observe(request, response.stream)
+  for (const observe of this) observe(request, response.stream, response)
 }
 
 const kOnResponse = Symbol('forward.onResponse')
