@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Agent, Dispatcher } from 'undici'
 import type { Listing } from '../auth/model-fields.js'
-import type { Host, UpstreamPool } from './upstream-pool.js'
+import { withHostCredentials, type Host, type UpstreamPool } from './upstream-pool.js'
 
 const LISTING_TIMEOUT_MS = 10_000
 
@@ -11,11 +11,15 @@ function queryOf (url: string): string {
   return at < 0 ? '' : url.slice(at)
 }
 
-/** /api/tags, /api/ps and /v1/models across several hosts: the union, without duplicates. */
-export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Listing, path: string, request: FastifyRequest): Promise<unknown> {
+/**
+ * /api/tags, /api/ps and /v1/models across several hosts: the union, without duplicates.
+ * `answered` receives the hosts whose answers were merged, in configuration order.
+ */
+export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Listing, path: string, request: FastifyRequest, answered: Host[] = []): Promise<unknown> {
   const answers = await Promise.all(hosts.map(async host =>
     await pool.getJson(host, path + queryOf(request.url), { 'x-request-id': request.id }, LISTING_TIMEOUT_MS)))
   const documents = answers.filter(a => typeof a === 'object' && a !== null) as Array<Record<string, unknown>>
+  answered.push(...hosts.filter((_, i) => typeof answers[i] === 'object' && answers[i] !== null))
   if (documents.length === 0) return undefined
   const field = kind === 'openai-models' ? 'data' : 'models'
   const idOf = (item: Record<string, unknown>) => String(kind === 'openai-models' ? item.id : item.name ?? item.model)
@@ -39,9 +43,9 @@ interface HostAnswer { host: Host, status: number, body: string }
 function requestOptions (host: Host, path: string, request: FastifyRequest): Dispatcher.RequestOptions {
   return {
     origin: host.url,
-    path: path + queryOf(request.url),
+    path: host.basePath + path + queryOf(request.url),
     method: request.method as Dispatcher.HttpMethod,
-    headers: { 'content-type': 'application/json', 'x-request-id': request.id },
+    headers: withHostCredentials(host, { 'content-type': 'application/json', 'x-request-id': request.id }),
     body: request.rawBody
   }
 }

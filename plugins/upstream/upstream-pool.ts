@@ -7,7 +7,12 @@ import { normaliseModel } from '../auth/model-names.js'
 /** One Ollama host as the router sees it. */
 export interface Host {
   name: string
+  /** Origin only: safe to log. */
   url: string
+  /** Path prefix of Ollama on this host ('' or '/ollama'). */
+  basePath: string
+  /** The proxy's own credentials for this host (`Basic ...`), never shown to anyone. */
+  authorization: string | null
   maxConcurrent: number | null
   healthy: boolean
   inFlight: number
@@ -50,6 +55,8 @@ export class UpstreamPool {
     this.hosts = upstreams.map(u => ({
       name: u.name,
       url: u.url,
+      basePath: u.basePath,
+      authorization: u.authorization,
       maxConcurrent: u.maxConcurrent,
       healthy: true,
       inFlight: 0,
@@ -188,7 +195,7 @@ export class UpstreamPool {
   /** GET a JSON document from one host; undefined on any failure or a non-200 answer. */
   async getJson (host: Host, path: string, headers: Record<string, string> = {}, timeoutMs = PROBE_TIMEOUT_MS): Promise<unknown> {
     try {
-      const { statusCode, body } = await this.agent.request({ origin: host.url, path, method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs) })
+      const { statusCode, body } = await this.agent.request({ origin: host.url, path: host.basePath + path, method: 'GET', headers: withHostCredentials(host, headers), signal: AbortSignal.timeout(timeoutMs) })
       if (statusCode !== 200) {
         await body.dump()
         return undefined
@@ -201,7 +208,7 @@ export class UpstreamPool {
 
   async probe (host: Host): Promise<boolean> {
     try {
-      const { statusCode, body } = await this.agent.request({ origin: host.url, path: '/api/version', method: 'GET', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+      const { statusCode, body } = await this.agent.request({ origin: host.url, path: host.basePath + '/api/version', method: 'GET', headers: withHostCredentials(host, {}), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
       await body.dump()
       return statusCode === 200
     } catch {
@@ -233,6 +240,14 @@ export class UpstreamPool {
       waiter.resolve(this.take(host))
     }
   }
+}
+
+/**
+ * Headers for a request the proxy itself makes to a host: the given ones plus the host's own
+ * Basic credentials from its configured URL (a client's credentials never go upstream).
+ */
+export function withHostCredentials (host: Host, headers: Record<string, string>): Record<string, string> {
+  return host.authorization === null ? headers : { ...headers, authorization: host.authorization }
 }
 
 function namesOf (document: unknown): Set<string> {
