@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
 import { jsonOf, startProxy, testConfig } from './helper.js'
+import { routeTable } from '../routes/route-table.js'
+import { sampleRequest, withHeaders } from './samples.js'
 
 const KEYS = {
   generate: 'named-host-generate-key-00000000001',
@@ -72,6 +74,15 @@ test('naming a host needs models:admin: 403 for other keys, before anything reac
       }
     }
   }
+})
+
+test('an upload that names a host without models:admin is refused in its dialect and never reaches Ollama', async (t) => {
+  const { fakes, url } = await startHosts(t, 2)
+  const { path, init } = sampleRequest(routeTable.find(r => r.path === '/v1/audio/transcriptions')!)
+  const response = await fetch(url + path, withHeaders(init, { ...auth(KEYS.generate), 'x-ollama-host': 'gpu0' }))
+  assert.equal(response.status, 403)
+  assert.equal((await jsonOf(response)).error.type, 'permission_error', 'the refusal speaks the OpenAI dialect')
+  assert.equal(fakes.reduce((n, f) => n + f.count('/v1/audio/transcriptions'), 0), 0)
 })
 
 test('an admin key reaches the named host only, and X-Ollama-Host is not forwarded', async (t) => {

@@ -132,6 +132,33 @@ export default fp(async function routingPlugin (fastify) {
     forwardWithSlot(request, reply, path, host)
   }
 
+  /**
+   * Choosing a host overrides the routing policy's choice: an act for models:admin keys only
+   * (403 otherwise); an unknown name is 404. True when it answered.
+   */
+  function refuseHostNaming (request: FastifyRequest, reply: FastifyReply): boolean {
+    const name = namedHost(request)
+    if (name === undefined) return false
+    if (request.apiKey?.scopes.has('models:admin') !== true) {
+      sendError(request, reply, 403, 'naming an Ollama host (X-Ollama-Host, ?host=) needs a key with the models:admin scope')
+      return true
+    }
+    if (pool.byName(name) === undefined) {
+      sendError(request, reply, 404, `no Ollama host named "${name}"`)
+      return true
+    }
+    return false
+  }
+
+  // Refused right after the key check, before a body is read or an upload accepted.
+  fastify.addHook('onRequest', function checkHostNaming (request, reply, done) {
+    const access = request.routeOptions.config.access
+    if (access === 'generate' || access === 'models:read' || access === 'models:admin') {
+      if (refuseHostNaming(request, reply)) return
+    }
+    done()
+  })
+
   fastify.decorateReply('proxy', function proxy (this: FastifyReply, path: string): void {
     const request = this.request
     const config = request.routeOptions.config
@@ -140,16 +167,8 @@ export default fp(async function routingPlugin (fastify) {
     const name = namedHost(request)
     let named: Host | undefined
     if (name !== undefined) {
-      // Choosing a host bypasses the routing policy's choice: an act for model admins only.
-      if (request.apiKey?.scopes.has('models:admin') !== true) {
-        sendError(request, this, 403, 'naming an Ollama host (X-Ollama-Host, ?host=) needs a key with the models:admin scope')
-        return
-      }
+      if (refuseHostNaming(request, this)) return
       named = pool.byName(name)
-      if (named === undefined) {
-        sendError(request, this, 404, `no Ollama host named "${name}"`)
-        return
-      }
     }
 
     if (!pool.several) {
