@@ -64,7 +64,7 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-en
 
 /**
  * reply-from calls `dispatcher.request()` synchronously inside `reply.from()`, so the
- * per-request abort signal and origin are handed over through this slot. reply-from itself
+ * per-request abort signal, origin and upstream credentials are handed over through this slot. reply-from itself
  * passes no signal, and a client that leaves during a model load must stop the GPU work.
  */
 interface DispatchContext { signal: AbortSignal, origin: string, authorization: string | null }
