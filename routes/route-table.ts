@@ -35,7 +35,8 @@ const ollamaRoutes: RouteSpec[] = [
   row({ method: 'GET', path: '/', access: 'public', body: 'none' }),
   row({ method: 'HEAD', path: '/', access: 'public', body: 'none' }),
 
-  // Read-only model information: UIs need it before they chat, so either seed token may read it.
+  // Read-only model information: clients read it before they chat, so `generate` and
+  // `models:admin` keys hold `models:read` too (plugins/auth/keys.ts); listings are filtered.
   row({ method: 'GET', path: '/api/version', access: 'models:read', body: 'none' }),
   row({ method: 'HEAD', path: '/api/version', access: 'models:read', body: 'none' }),
   row({ method: 'GET', path: '/api/status', access: 'models:read', body: 'none' }),
@@ -55,8 +56,8 @@ const ollamaRoutes: RouteSpec[] = [
   row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', schema: schemas.openAiCompletion, answer: 'sse', model: 'body' }),
   row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', schema: schemas.openAiEmbeddings, model: 'body' }),
   row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', schema: schemas.openAiResponses, answer: 'sse', model: 'body' }),
-  row({ method: 'GET', path: '/v1/models', access: 'generate', body: 'none', listing: 'openai-models' }),
-  row({ method: 'GET', path: '/v1/models/:model', access: 'generate', body: 'none', params: params.model, model: 'param' }),
+  row({ method: 'GET', path: '/v1/models', access: 'models:read', body: 'none', listing: 'openai-models' }),
+  row({ method: 'GET', path: '/v1/models/:model', access: 'models:read', body: 'none', params: params.model, model: 'param' }),
   row({ method: 'POST', path: '/v1/audio/transcriptions', access: 'generate', body: 'raw' }),
   row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', schema: schemas.anthropicMessages, answer: 'sse', model: 'body' }),
 

@@ -49,17 +49,17 @@ interface PageResult {
   errorMessage?: string
 }
 
-interface PageCall { url: string, key: string, body: unknown }
+interface PageCall { url: string, key: string, body: unknown, headers?: Record<string, string> }
 
 /** Runs fetch inside the page and reads the body chunk by chunk, timing each chunk. */
 async function callFromPage (page: Page, call: PageCall): Promise<PageResult> {
-  return await page.evaluate(async ({ url, key, body }: PageCall): Promise<PageResult> => {
+  return await page.evaluate(async ({ url, key, body, headers }: PageCall): Promise<PageResult> => {
     const started = performance.now()
     let response: Response
     try {
       response = await fetch(url, {
         method: 'POST',
-        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+        headers: headers ?? { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
         body: JSON.stringify(body)
       })
     } catch (error) {
@@ -155,6 +155,46 @@ if (!existsSync(CHROMIUM)) {
       assert.equal(forwarded[0].method, 'POST')
       assert.equal(stack.fake.count('/api/chat', 'OPTIONS'), 0)
       assert.deepEqual(await requestLog(stack, 2), ['OPTIONS /api/chat 204', 'POST /api/chat 200'], 'the browser sent a preflight first')
+      assertNoOriginForwarded(stack)
+    })
+
+    await t.test('an Anthropic browser client\'s headers and X-Ollama-Host pass the preflight', async (t) => {
+      const stack = await startStack(t)
+      // What @anthropic-ai/sdk sends from a browser (dangerouslyAllowBrowser), with Claude Code's
+      // placeholder Bearer beside the real key, plus the proxy's own routing header.
+      const hostName = stack.app.upstreams.hosts[0].name
+      const result = await callFromPage(page, {
+        url: `${stack.url}/v1/messages`,
+        key: TOKENS.generate,
+        body: { model: 'llama3.2', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
+        headers: {
+          Authorization: 'Bearer ollama',
+          'x-api-key': TOKENS.generate,
+          'Content-Type': 'application/json',
+          'anthropic-version': '2023-06-01',
+          'anthropic-dangerous-direct-browser-access': 'true',
+          'x-stainless-lang': 'js',
+          'x-stainless-async': 'false',
+          'x-stainless-retry-count': '0',
+          'x-stainless-timeout': '600',
+          'x-stainless-helper-method': 'stream',
+          'X-Ollama-Host': hostName
+        }
+      })
+      assert.equal(result.ok, true, `fetch failed: ${result.errorName ?? ''} ${result.errorMessage ?? ''}`)
+      // Naming a host needs models:admin: the page can read the proxy's refusal.
+      assert.equal(result.status, 403, result.text)
+      assert.match(result.text ?? '', /models:admin/)
+      assert.equal(stack.fake.count('/v1/messages'), 0)
+
+      const admin = await callFromPage(page, {
+        url: `${stack.url}/api/show`,
+        key: TOKENS.model,
+        body: { model: 'llama3.2' },
+        headers: { Authorization: `Bearer ${TOKENS.model}`, 'Content-Type': 'application/json', 'X-Ollama-Host': hostName, 'x-stainless-poll-helper': 'x' }
+      })
+      assert.equal(admin.ok, true, `fetch failed: ${admin.errorName ?? ''} ${admin.errorMessage ?? ''}`)
+      assert.equal(admin.status, 200, admin.text)
       assertNoOriginForwarded(stack)
     })
 

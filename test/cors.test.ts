@@ -6,13 +6,52 @@ test('a preflight needs no key and allows Authorization, DELETE and the SDK head
   const stack = await startStack(t)
   const response = await fetch(`${stack.url}/api/delete`, {
     method: 'OPTIONS',
-    headers: { origin: 'http://app.example', 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization,content-type,x-stainless-os' }
+    headers: { origin: 'http://app.example', 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization,content-type,x-stainless-os,x-api-key' }
   })
   assert.equal(response.status, 204)
   assert.equal(response.headers.get('access-control-allow-origin'), '*')
   assert.match(response.headers.get('access-control-allow-methods') ?? '', /DELETE/)
   const allowed = (response.headers.get('access-control-allow-headers') ?? '').toLowerCase()
   for (const header of ['authorization', 'content-type', 'x-stainless-os', 'x-api-key']) assert.ok(allowed.includes(header), header)
+  assert.equal(stack.fake.requests.length, 0, 'Ollama never sees a preflight')
+})
+
+// Ollama's own CORS list (server/routes.go GenerateRoutes at the referenced commit), the browser
+// SDKs' headers (openai-node and anthropic-sdk-typescript in the browser) and the proxy's own.
+const OLLAMA_ALLOWED = ['Authorization', 'Content-Type', 'User-Agent', 'Accept', 'X-Requested-With', 'OpenAI-Beta',
+  'x-stainless-arch', 'x-stainless-async', 'x-stainless-custom-poll-interval', 'x-stainless-helper-method',
+  'x-stainless-lang', 'x-stainless-os', 'x-stainless-package-version', 'x-stainless-poll-helper',
+  'x-stainless-retry-count', 'x-stainless-runtime', 'x-stainless-runtime-version', 'x-stainless-timeout']
+const SDK_HEADERS = ['x-api-key', 'anthropic-version', 'anthropic-beta', 'anthropic-dangerous-direct-browser-access',
+  'x-stainless-stream-helper', 'x-stainless-helper', 'idempotency-key', 'openai-organization', 'openai-project', 'x-request-id']
+const PROXY_HEADERS = ['X-Ollama-Host']
+
+test('preflights allow every header Ollama allows, the SDKs send and the proxy reads, on every kind of route', async (t) => {
+  const stack = await startStack(t)
+  const routes: Array<[string, string]> = [['/api/chat', 'POST'], ['/v1/chat/completions', 'POST'], ['/v1/messages', 'POST'], ['/api/tags', 'GET'], ['/api/delete', 'DELETE'], ['/api/pull', 'POST']]
+  for (const [path, method] of routes) {
+    for (const header of [...OLLAMA_ALLOWED, ...SDK_HEADERS, ...PROXY_HEADERS]) {
+      const response = await fetch(`${stack.url}${path}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://app.example', 'access-control-request-method': method, 'access-control-request-headers': `${header.toLowerCase()},content-type` }
+      })
+      assert.equal(response.status, 204, `${method} ${path} ${header}`)
+      const allowed = (response.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(',').map(h => h.trim())
+      assert.ok(allowed.includes(header.toLowerCase()), `${method} ${path}: ${header} allowed (got ${allowed.join(',')})`)
+      assert.match(response.headers.get('access-control-allow-methods') ?? '', new RegExp(method))
+      assert.equal(response.headers.get('access-control-allow-credentials'), null, 'credentials are never allowed')
+      assert.match(response.headers.get('vary') ?? '', /access-control-request-headers/i, 'caches keep preflights apart')
+      await response.arrayBuffer()
+    }
+  }
+  // All of an Anthropic browser client's headers in one preflight, as Chromium sends them.
+  const all = [...OLLAMA_ALLOWED, ...SDK_HEADERS, ...PROXY_HEADERS].map(h => h.toLowerCase()).sort().join(',')
+  const response = await fetch(`${stack.url}/v1/messages`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': all }
+  })
+  assert.equal(response.status, 204)
+  assert.deepEqual((response.headers.get('access-control-allow-headers') ?? '').split(',').map(h => h.trim()).sort(), all.split(','))
   assert.equal(stack.fake.requests.length, 0, 'Ollama never sees a preflight')
 })
 

@@ -26,17 +26,44 @@ const namedKeys = {
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` })
 
+type Scope = 'generate' | 'models:read' | 'models:admin'
+
+/**
+ * The README's scope table, written out here rather than read from the route table: which
+ * scopes open each Ollama path. Every scope may read model information (a key that may chat with
+ * or manage a model must be able to see it); /sys/* aliases are for model admins only.
+ */
+const SCOPES_OF_PATH: Record<string, readonly Scope[]> = (() => {
+  const every: Scope[] = ['generate', 'models:read', 'models:admin']
+  const table: Record<string, readonly Scope[]> = {}
+  for (const path of ['/api/version', '/api/status', '/api/tags', '/api/ps', '/api/show', '/v1/models', '/v1/models/:model']) table[path] = every
+  for (const path of ['/api/chat', '/api/generate', '/api/embed', '/api/embeddings', '/v1/chat/completions', '/v1/completions',
+    '/v1/embeddings', '/v1/responses', '/v1/audio/transcriptions', '/v1/messages']) table[path] = ['generate']
+  for (const path of ['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete', '/api/blobs/:digest', '/api/me',
+    '/api/signout', '/api/user/keys/:key', '/api/experimental/web_search', '/api/experimental/web_fetch',
+    '/api/experimental/model-recommendations']) table[path] = ['models:admin']
+  return table
+})()
+
+function scopeOpens (spec: RouteSpec, scope: Scope): boolean {
+  if (spec.access === 'public') return true
+  if (spec.path.startsWith('/sys/')) return scope === 'models:admin'
+  const scopes = SCOPES_OF_PATH[spec.path]
+  assert.ok(scopes !== undefined, `${spec.path} is missing from the scope table`)
+  return scopes.includes(scope)
+}
+
 test('scope matrix over the whole route table: each scope opens exactly its routes', async (t) => {
   const stack = await startStack(t, namedKeys)
   const scopeKeys = { generate: KEYS.generate, 'models:read': KEYS.read, 'models:admin': KEYS.admin } as const
   for (const spec of routeTable) {
-    for (const [scope, key] of Object.entries(scopeKeys)) {
+    for (const [scope, key] of Object.entries(scopeKeys) as Array<[Scope, string]>) {
       const { path, init } = sampleRequest(spec)
       const before = stack.fake.requests.length
       const response = await fetch(stack.url + path, withHeaders(init, auth(key)))
       const text = await response.text()
       const label = `${spec.method} ${spec.path} with a ${scope} key`
-      if (spec.access === 'public' || spec.access === scope) {
+      if (scopeOpens(spec, scope)) {
         assert.equal(stack.fake.requests.length, before + 1, `${label} reaches Ollama: ${response.status} ${text}`)
       } else {
         assert.equal(response.status, 401, `${label}: ${text}`)
@@ -44,6 +71,39 @@ test('scope matrix over the whole route table: each scope opens exactly its rout
       }
     }
   }
+})
+
+test('a generate-only key with an allowlist sees and shows its models in both dialects, and only those', async (t) => {
+  const stack = await startStack(t, {
+    auth: { generate_tokens: [], keys: [{ name: 'web-app', key: KEYS.generate, scopes: ['generate'], models: ['llama3.2*'] }] }
+  })
+  const headers = auth(KEYS.generate)
+  const tags = await jsonOf(await fetch(`${stack.url}/api/tags`, { headers }))
+  assert.deepEqual(tags.models.map((m: { name: string }) => m.name), ['llama3.2:latest'])
+  const openai = await jsonOf(await fetch(`${stack.url}/v1/models`, { headers }))
+  assert.deepEqual(openai.data.map((m: { id: string }) => m.id), ['llama3.2:latest'])
+  const ps = await jsonOf(await fetch(`${stack.url}/api/ps`, { headers }))
+  assert.ok(ps.models.every((m: { name: string }) => m.name.startsWith('llama3.2')))
+
+  const show = await fetch(`${stack.url}/api/show`, { method: 'POST', headers, body: '{"model":"llama3.2"}' })
+  assert.equal(show.status, 200, await show.text())
+  const one = await fetch(`${stack.url}/v1/models/llama3.2`, { headers })
+  assert.equal(one.status, 200, await one.text())
+  const version = await fetch(`${stack.url}/api/version`, { headers })
+  assert.equal(version.status, 200, await version.text())
+
+  const before = stack.fake.requests.length
+  const hidden = await fetch(`${stack.url}/api/show`, { method: 'POST', headers, body: '{"model":"qwen3:8b"}' })
+  assert.equal(hidden.status, 403)
+  await hidden.arrayBuffer()
+  const hiddenOpenAi = await fetch(`${stack.url}/v1/models/qwen3:8b`, { headers })
+  assert.equal(hiddenOpenAi.status, 403)
+  assert.equal((await jsonOf(hiddenOpenAi)).error.type, 'permission_error')
+  assert.equal(stack.fake.requests.length, before, 'a model outside the allowlist is never looked up')
+
+  const pull = await fetch(`${stack.url}/api/pull`, { method: 'POST', headers, body: '{"model":"llama3.2"}' })
+  assert.equal(pull.status, 401, 'reading is not managing')
+  await pull.arrayBuffer()
 })
 
 /** The sample body with every model it names replaced. */

@@ -3,7 +3,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendError } from '../http/error-shapes.js'
 import { modelAllowed } from './model-names.js'
 import { modelsNamed, type ModelField } from './model-fields.js'
-import { KeyRing, presentedToken, type Access, type ApiKey } from './keys.js'
+import { identify, KeyRing, type Access, type ApiKey, type Identification } from './keys.js'
+
+const CREDENTIAL_ERRORS: Record<Extract<Identification, { error: string }>['error'], string> = {
+  missing: 'missing API key: send "Authorization: Bearer <key>"',
+  invalid: 'invalid API key',
+  ambiguous: 'two different API keys were sent (Authorization and x-api-key): send one'
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,16 +42,12 @@ export default fp(async function authPlugin (fastify) {
       done()
       return
     }
-    const token = presentedToken(request.headers)
-    if (token === undefined) {
-      sendError(request, reply, 401, 'missing API key: send "Authorization: Bearer <key>"')
+    const identified = identify(this.keyRing, request.headers)
+    if ('error' in identified) {
+      sendError(request, reply, identified.error === 'ambiguous' ? 400 : 401, CREDENTIAL_ERRORS[identified.error])
       return
     }
-    const key = this.keyRing.find(token)
-    if (key === undefined) {
-      sendError(request, reply, 401, 'invalid API key')
-      return
-    }
+    const key = identified.key
     request.apiKey = key
     if (!key.scopes.has(access)) {
       sendError(request, reply, 401, `this key may not use this route (it needs the ${access} scope)`)

@@ -27,6 +27,21 @@ export interface ApiKey {
   digest: Buffer
 }
 
+/**
+ * A key that may chat with a model or manage models may also see them: Open WebUI and Ollama's
+ * clients call /api/tags, /api/show and /api/version before they chat. What it sees is still
+ * filtered by its model allowlist.
+ */
+const IMPLIED_SCOPES: Partial<Record<Access, Access[]>> = {
+  generate: ['models:read'],
+  'models:admin': ['models:read']
+}
+
+/** The scopes a key holds: the configured ones plus those they imply ({@link IMPLIED_SCOPES}). */
+export function effectiveScopes (configured: readonly Access[]): Set<Access> {
+  return new Set(configured.flatMap(scope => [scope, ...(IMPLIED_SCOPES[scope] ?? [])]))
+}
+
 const SEED_GENERATE_SCOPES: Access[] = ['generate', 'models:read']
 const SEED_MODEL_SCOPES: Access[] = ['models:read', 'models:admin', 'metrics']
 const NO_LIMITS: KeyLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrent: null }
@@ -92,7 +107,7 @@ export class KeyRing {
       name: config.name,
       id: digest.toString('hex').slice(0, 8),
       kind: 'named',
-      scopes: new Set<Access>(config.scopes),
+      scopes: effectiveScopes(config.scopes),
       models: config.models?.map(compilePattern) ?? null,
       limits: {
         requestsPerMinute: config.limits?.requests_per_minute ?? null,
@@ -115,16 +130,58 @@ export class KeyRing {
   }
 }
 
-const BEARER = /^bearer\s+/i
+const SCHEME = /^(bearer|basic)\s+/i
 
-/** The key a client presented: `Authorization: Bearer <key>`, bare `Authorization: <key>`, or `x-api-key`. */
-export function presentedToken (headers: IncomingHttpHeaders): string | undefined {
+/**
+ * The keys a client presented, distinct, in header order: from `Authorization` (`Bearer <key>`
+ * in any case of Bearer, the seed's bare `<key>`, or HTTP Basic with the key as the password, or
+ * as the user name when the password is empty: `curl -u key:`) and from `x-api-key`. Clients may
+ * send two (Claude Code: Ollama's placeholder `ollama` as Bearer, the real key as x-api-key);
+ * {@link KeyRing.identify} decides which one counts.
+ */
+export function presentedTokens (headers: IncomingHttpHeaders): string[] {
+  const tokens: string[] = []
+  const add = (value: string | undefined) => {
+    const token = value?.trim()
+    if (token !== undefined && token !== '' && !tokens.includes(token)) tokens.push(token)
+  }
   const authorization = headers.authorization
-  if (authorization !== undefined && authorization !== '') {
-    const token = authorization.replace(BEARER, '').trim()
-    return token === '' ? undefined : token
+  if (authorization !== undefined) {
+    const scheme = SCHEME.exec(authorization)?.[1]?.toLowerCase()
+    const credentials = scheme === undefined ? authorization : authorization.slice(SCHEME.exec(authorization)![0].length)
+    add(scheme === 'basic' ? basicKey(credentials) : credentials)
   }
   const apiKey = headers['x-api-key']
-  const value = Array.isArray(apiKey) ? apiKey[0] : apiKey
-  return value !== undefined && value.trim() !== '' ? value.trim() : undefined
+  add(Array.isArray(apiKey) ? apiKey[0] : apiKey)
+  return tokens
+}
+
+/** The key inside HTTP Basic credentials (RFC 7617): the password, else the user name. */
+function basicKey (encoded: string): string | undefined {
+  const decoded = Buffer.from(encoded.trim(), 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon < 0) return undefined
+  const password = decoded.slice(colon + 1)
+  return password !== '' ? password : decoded.slice(0, colon)
+}
+
+export type Identification =
+  | { key: ApiKey }
+  | { error: 'missing' | 'invalid' | 'ambiguous' }
+
+/**
+ * Which key a request carries: the one presented token that is a valid key. 'missing' when no
+ * token was sent, 'invalid' when none is valid, 'ambiguous' when two different valid keys were.
+ */
+export function identify (ring: KeyRing, headers: IncomingHttpHeaders): Identification {
+  const tokens = presentedTokens(headers)
+  if (tokens.length === 0) return { error: 'missing' }
+  let found: ApiKey | undefined
+  for (const token of tokens) {
+    const key = ring.find(token)
+    if (key === undefined) continue
+    if (found !== undefined && found !== key) return { error: 'ambiguous' }
+    found = key
+  }
+  return found === undefined ? { error: 'invalid' } : { key: found }
 }

@@ -13,7 +13,19 @@ export const PLACEHOLDER_TOKENS = new Set([
   'change-me-generate-token', 'change-me-model-token', 'change-me-metrics-token', 'change-me-named-token', 'change-me'
 ])
 
-export interface UpstreamSettings { url: string, name: string, maxConcurrent: number | null }
+/**
+ * One Ollama host. `url` is the origin only (safe to log); a path in the configured URL (Ollama
+ * behind a front on a sub-path) is `basePath`, and `user:password@` in it becomes `authorization`.
+ */
+export interface UpstreamSettings {
+  url: string
+  name: string
+  maxConcurrent: number | null
+  /** '' or a path without a trailing slash ('/ollama'), put before every Ollama path. */
+  basePath: string
+  /** `Basic <base64>` sent to this host instead of the client's credentials, or null. */
+  authorization: string | null
+}
 
 export interface ProxyConfig {
   file: string
@@ -152,8 +164,8 @@ function seconds (value: number | undefined, fallback: number): number {
 function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
   const service = data.service ?? {}
   const upstreams = service.upstreams !== undefined
-    ? service.upstreams.map((u, i) => ({ url: normaliseUrl(u.url, file, `service.upstreams.${i}.url`), name: u.name ?? hostName(u.url), maxConcurrent: u.max_concurrent ?? null }))
-    : [{ url: normaliseUrl(service.base_url ?? 'http://localhost:11434', file, 'service.base_url'), name: hostName(service.base_url ?? 'http://localhost:11434'), maxConcurrent: null }]
+    ? service.upstreams.map((u, i) => ({ ...upstreamAddress(u.url, file, `service.upstreams.${i}.url`), name: u.name ?? hostName(u.url), maxConcurrent: u.max_concurrent ?? null }))
+    : [{ ...upstreamAddress(service.base_url ?? 'http://localhost:11434', file, 'service.base_url'), name: hostName(service.base_url ?? 'http://localhost:11434'), maxConcurrent: null }]
   const names = new Set(upstreams.map(u => u.name))
   if (names.size !== upstreams.length) throw new ConfigError(`${file}: service.upstreams: every upstream needs a distinct name`)
 
@@ -197,17 +209,26 @@ function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
   }
 }
 
-function normaliseUrl (value: string, file: string, field: string): string {
+/** Splits an Ollama URL into what may be logged (origin), its path prefix and its credentials. */
+function upstreamAddress (value: string, file: string, field: string): Pick<UpstreamSettings, 'url' | 'basePath' | 'authorization'> {
   let url: URL
+  // The message names the field, never the value: it may hold a password.
+  const refuse = () => new ConfigError(`${file}: ${field}: expected an http(s) URL (http://host:port, optionally with a path and user:password@)`)
   try {
     url = new URL(value)
   } catch {
-    throw new ConfigError(`${file}: ${field}: expected an http(s) URL, got "${value}"`)
+    throw refuse()
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`${file}: ${field}: expected an http(s) URL, got "${value}"`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refuse()
+  if (url.search !== '' || url.hash !== '') {
+    throw new ConfigError(`${file}: ${field}: an Ollama URL takes no query or fragment`)
   }
-  return url.origin
+  let authorization: string | null = null
+  if (url.username !== '' || url.password !== '') {
+    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
+    authorization = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`
+  }
+  return { url: url.origin, basePath: url.pathname.replace(/\/+$/, ''), authorization }
 }
 
 function hostName (value: string): string {

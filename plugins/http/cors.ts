@@ -11,13 +11,12 @@ export default fp(async function corsPlugin (fastify) {
   await fastify.register(cors, {
     origin: origins === '*' ? '*' : origins,
     methods: ['GET', 'HEAD', 'POST', 'DELETE', 'OPTIONS'],
-    allowedHeaders: [
-      'Authorization', 'Content-Type', 'X-Api-Key', 'X-Request-Id', 'Accept', 'User-Agent',
-      'X-Requested-With', 'OpenAI-Beta', 'Anthropic-Version', 'Anthropic-Beta',
-      'Anthropic-Dangerous-Direct-Browser-Access', 'X-Stainless-Arch', 'X-Stainless-Lang',
-      'X-Stainless-Os', 'X-Stainless-Package-Version', 'X-Stainless-Retry-Count',
-      'X-Stainless-Runtime', 'X-Stainless-Runtime-Version', 'X-Stainless-Timeout', 'X-Stainless-Helper-Method'
-    ],
+    // allowedHeaders is left out (an explicit undefined would replace the plugin's null default),
+    // so @fastify/cors reflects Access-Control-Request-Headers: a browser may send every header Ollama's
+    // own CORS allows (server/routes.go: Authorization, OpenAI-Beta, x-stainless-*), those of the
+    // OpenAI and Anthropic browser SDKs (anthropic-version, anthropic-dangerous-direct-browser-access,
+    // new x-stainless-* ones) and the proxy's X-Ollama-Host, without a list to fall behind.
+    // Safe while credentials (cookies) are never allowed: a key must be sent explicitly.
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Ollama-Upstream'],
     credentials: false,
     maxAge,

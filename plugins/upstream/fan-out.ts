@@ -4,7 +4,7 @@ import type { Agent, Dispatcher } from 'undici'
 import { assertIdentityEncoding, discard, LineSplitter, MAX_ANSWER_BYTES, MAX_LINE_BYTES, readBounded, UnreadableAnswer } from './bounded-read.js'
 import type { Listing } from '../auth/model-fields.js'
 import { ProxyError } from '../http/error-shapes.js'
-import type { Host, UpstreamPool } from './upstream-pool.js'
+import { withHostCredentials, type Host, type UpstreamPool } from './upstream-pool.js'
 
 const LISTING_TIMEOUT_MS = 10_000
 
@@ -18,8 +18,9 @@ function queryOf (url: string): string {
  * Unreachable hosts are left out; undefined when none answered. A host whose answer cannot be
  * read (compressed, over MAX_LISTING_BYTES, not JSON, no `models`/`data` list) raises
  * ProxyError 502: a listing the proxy cannot read is never merged, filtered or passed on.
+ * `answered` receives the hosts whose answers were merged, in configuration order.
  */
-export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Listing, path: string, request: FastifyRequest): Promise<unknown> {
+export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Listing, path: string, request: FastifyRequest, answered: Host[] = []): Promise<unknown> {
   const answers = await Promise.all(hosts.map(async host => {
     let document: unknown
     try {
@@ -31,6 +32,7 @@ export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Li
     return document
   }))
   const documents = answers.filter(a => a !== undefined) as Array<Record<string, unknown>>
+  answered.push(...hosts.filter((_, i) => answers[i] !== undefined))
   if (documents.length === 0) return undefined
   const field = kind === 'openai-models' ? 'data' : 'models'
   const idOf = (item: Record<string, unknown>) => String(kind === 'openai-models' ? item.id : item.name ?? item.model)
@@ -62,9 +64,9 @@ interface HostAnswer { host: Host, status: number, body: string }
 function requestOptions (host: Host, path: string, request: FastifyRequest): Dispatcher.RequestOptions {
   return {
     origin: host.url,
-    path: path + queryOf(request.url),
+    path: host.basePath + path + queryOf(request.url),
     method: request.method as Dispatcher.HttpMethod,
-    headers: { 'content-type': 'application/json', 'x-request-id': request.id, 'accept-encoding': 'identity' },
+    headers: withHostCredentials(host, { 'content-type': 'application/json', 'x-request-id': request.id, 'accept-encoding': 'identity' }),
     body: request.rawBody
   }
 }

@@ -8,7 +8,12 @@ import { assertIdentityEncoding, discard, MAX_LISTING_BYTES, readBounded, Unread
 /** One Ollama host as the router sees it. */
 export interface Host {
   name: string
+  /** Origin only: safe to log. */
   url: string
+  /** Path prefix of Ollama on this host ('' or '/ollama'). */
+  basePath: string
+  /** The proxy's own credentials for this host (`Basic ...`), never shown to anyone. */
+  authorization: string | null
   maxConcurrent: number | null
   healthy: boolean
   inFlight: number
@@ -51,6 +56,8 @@ export class UpstreamPool {
     this.hosts = upstreams.map(u => ({
       name: u.name,
       url: u.url,
+      basePath: u.basePath,
+      authorization: u.authorization,
       maxConcurrent: u.maxConcurrent,
       healthy: true,
       inFlight: 0,
@@ -203,7 +210,7 @@ export class UpstreamPool {
   async getJson (host: Host, path: string, headers: Record<string, string> = {}, timeoutMs = PROBE_TIMEOUT_MS, maxBytes = MAX_LISTING_BYTES): Promise<unknown> {
     let answer: Dispatcher.ResponseData
     try {
-      answer = await this.agent.request({ origin: host.url, path, method: 'GET', headers: { ...headers, 'accept-encoding': 'identity' }, signal: AbortSignal.timeout(timeoutMs) })
+      answer = await this.agent.request({ origin: host.url, path: host.basePath + path, method: 'GET', headers: withHostCredentials(host, { ...headers, 'accept-encoding': 'identity' }), signal: AbortSignal.timeout(timeoutMs) })
     } catch {
       return undefined
     }
@@ -231,7 +238,7 @@ export class UpstreamPool {
 
   async probe (host: Host): Promise<boolean> {
     try {
-      const { statusCode, body } = await this.agent.request({ origin: host.url, path: '/api/version', method: 'GET', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
+      const { statusCode, body } = await this.agent.request({ origin: host.url, path: host.basePath + '/api/version', method: 'GET', headers: withHostCredentials(host, {}), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
       await body.dump()
       return statusCode === 200
     } catch {
@@ -263,6 +270,14 @@ export class UpstreamPool {
       waiter.resolve(this.take(host))
     }
   }
+}
+
+/**
+ * Headers for a request the proxy itself makes to a host: the given ones plus the host's own
+ * Basic credentials from its configured URL (a client's credentials never go upstream).
+ */
+export function withHostCredentials (host: Host, headers: Record<string, string>): Record<string, string> {
+  return host.authorization === null ? headers : { ...headers, authorization: host.authorization }
 }
 
 function namesOf (document: unknown): Set<string> {

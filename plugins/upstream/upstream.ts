@@ -4,7 +4,7 @@ import { Agent, type Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawServerBase } from 'fastify'
 import { ProxyError, sendError } from '../http/error-shapes.js'
-import { UpstreamPool } from './upstream-pool.js'
+import { UpstreamPool, type Host } from './upstream-pool.js'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -47,23 +47,27 @@ export type UpstreamObserver = (request: FastifyRequest, stream: NodeJS.Readable
 export interface ForwardOptions {
   /** Replaces the default pass-through of Ollama's answer (listing filters). */
   onResponse?: (request: FastifyRequest, reply: FastifyReply, response: UpstreamResponse) => void
-  /** Origin to use instead of the configured one (several-host routing). */
-  origin?: string
+  /** Host to send to instead of the first configured one (several-host routing). */
+  host?: UpstreamTarget
   /** Called when the connection failed before Ollama answered; true when it took over the reply. */
   onConnectError?: (code: string) => boolean
 }
 
+/** Where an upstream request goes: origin, Ollama's path prefix there, the proxy's credentials for it. */
+export type UpstreamTarget = Pick<Host, 'url' | 'basePath' | 'authorization'>
+
 // Credentials of the proxy and browser context that must never reach Ollama (or, through
 // Ollama's cloud passthrough, ollama.com); Expect is refused by undici (nodejs/undici#197).
-const CLIENT_ONLY_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization', 'cookie', 'origin', 'referer', 'expect']
+// X-Ollama-Host is the proxy's own routing header.
+const CLIENT_ONLY_HEADERS = ['authorization', 'x-api-key', 'proxy-authorization', 'cookie', 'origin', 'referer', 'expect', 'x-ollama-host']
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te']
 
 /**
  * reply-from calls `dispatcher.request()` synchronously inside `reply.from()`, so the
- * per-request abort signal and origin are handed over through this slot. reply-from itself
+ * per-request abort signal, origin and upstream credentials are handed over through this slot. reply-from itself
  * passes no signal, and a client that leaves during a model load must stop the GPU work.
  */
-interface DispatchContext { signal: AbortSignal, origin?: string }
+interface DispatchContext { signal: AbortSignal, origin: string, authorization: string | null }
 let handover: DispatchContext | undefined
 
 function wrapDispatcher (agent: Agent) {
@@ -73,11 +77,12 @@ function wrapDispatcher (agent: Agent) {
       handover = undefined
       if (context !== undefined) {
         options.signal = context.signal
-        if (context.origin !== undefined) {
-          options.origin = context.origin
-          // reply-from set Host from the base URL; Ollama checks Host, so it must name this host.
-          ;(options.headers as Record<string, string>).host = hostHeaderOf(context.origin)
-        }
+        options.origin = context.origin
+        const headers = options.headers as Record<string, string>
+        // reply-from set Host from the base URL; Ollama checks Host, so it must name this host.
+        headers.host = hostHeaderOf(context.origin)
+        // The client's credentials were stripped; a front before Ollama may want the proxy's own.
+        if (context.authorization !== null) headers.authorization = context.authorization
       }
       return agent.request(options, callback)
     },
@@ -188,6 +193,7 @@ export default fp(async function upstreamPlugin (fastify) {
     contentTypesToEncode: []
   })
 
+  const firstHost: UpstreamTarget = service.upstreams[0]
   fastify.decorateRequest('upstream', undefined)
   const observers: UpstreamObserver[] = []
   const onUpstreamResponse = recordResponse.bind(observers)
@@ -202,9 +208,10 @@ export default fp(async function upstreamPlugin (fastify) {
     ;(this as ReplyWithForward)[kOnConnectError] = options?.onConnectError
     request.upstream = { startedAt: performance.now(), host: request.upstream?.host }
     const body = request.rawBody
-    handover = { signal: controller.signal, origin: options?.origin }
+    const target = options?.host ?? firstHost
+    handover = { signal: controller.signal, origin: target.url, authorization: target.authorization }
     try {
-      return this.from(upstreamPath, {
+      return this.from(target.basePath + upstreamPath, {
         ...(body !== undefined ? { body, contentType: 'application/json' } : {}),
         rewriteRequestHeaders: stripClientHeaders as never,
         rewriteHeaders: stripHopByHop,

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { identify, KeyRing, presentedTokens } from '../plugins/auth/keys.js'
+import { startStack, testConfig, TOKENS } from './helper.js'
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+
+interface Case {
+  name: string
+  headers: Record<string, string>
+  /** 'generate' / 'model': that seed key is used; otherwise the status the proxy answers. */
+  outcome: 'generate' | 'model' | 401 | 400
+}
+
+// Claude Code sends Ollama's documented placeholder as Bearer and the real key as x-api-key.
+const cases: Case[] = [
+  { name: 'Bearer', headers: { authorization: `Bearer ${TOKENS.generate}` }, outcome: 'generate' },
+  { name: 'bare Authorization', headers: { authorization: TOKENS.model }, outcome: 'model' },
+  { name: 'x-api-key', headers: { 'x-api-key': TOKENS.generate }, outcome: 'generate' },
+  { name: 'placeholder Bearer + real x-api-key', headers: { authorization: 'Bearer ollama', 'x-api-key': TOKENS.generate }, outcome: 'generate' },
+  { name: 'real Bearer + placeholder x-api-key', headers: { authorization: `Bearer ${TOKENS.generate}`, 'x-api-key': 'ollama' }, outcome: 'generate' },
+  { name: 'the same key twice', headers: { authorization: `Bearer ${TOKENS.model}`, 'x-api-key': TOKENS.model }, outcome: 'model' },
+  { name: 'two different valid keys', headers: { authorization: `Bearer ${TOKENS.generate}`, 'x-api-key': TOKENS.model }, outcome: 400 },
+  { name: 'Basic, key as password', headers: { authorization: basic('anyone', TOKENS.generate) }, outcome: 'generate' },
+  { name: 'Basic, key as user with no password', headers: { authorization: basic(TOKENS.model, '') }, outcome: 'model' },
+  { name: 'basic in lower case', headers: { authorization: basic('u', TOKENS.generate).replace('Basic', 'basic') }, outcome: 'generate' },
+  { name: 'Basic + real x-api-key', headers: { authorization: basic('u', 'ollama'), 'x-api-key': TOKENS.generate }, outcome: 'generate' },
+  { name: 'Basic with a wrong password', headers: { authorization: basic('u', TOKENS.other) }, outcome: 401 },
+  { name: 'Basic without a colon', headers: { authorization: `Basic ${Buffer.from(TOKENS.generate).toString('base64')}` }, outcome: 401 },
+  { name: 'Basic with the key not encoded', headers: { authorization: `Basic ${TOKENS.generate}` }, outcome: 401 },
+  { name: 'two wrong keys', headers: { authorization: 'Bearer ollama', 'x-api-key': TOKENS.other }, outcome: 401 },
+  { name: 'nothing', headers: {}, outcome: 401 },
+  { name: 'empty Bearer, empty x-api-key', headers: { authorization: 'Bearer ', 'x-api-key': ' ' }, outcome: 401 }
+]
+
+test('which presented key counts: unit table over presentedTokens and identify', () => {
+  const config = testConfig('http://127.0.0.1:1')
+  const ring = new KeyRing(config.auth)
+  for (const { name, headers, outcome } of cases) {
+    const identified = identify(ring, headers)
+    if (outcome === 'generate' || outcome === 'model') {
+      assert.ok('key' in identified, name)
+      assert.equal(identified.key.kind, outcome === 'generate' ? 'generate' : 'models', name)
+    } else {
+      assert.ok('error' in identified, name)
+      assert.equal(identified.error === 'ambiguous' ? 400 : 401, outcome, name)
+    }
+  }
+  assert.deepEqual(presentedTokens({ authorization: 'Bearer a', 'x-api-key': 'a' }), ['a'])
+  assert.deepEqual(presentedTokens({ authorization: basic('user', 'secret'), 'x-api-key': 'b' }), ['secret', 'b'])
+})
+
+test('every way of presenting a key, through the proxy; no credential header reaches Ollama', async (t) => {
+  const stack = await startStack(t)
+  for (const { name, headers, outcome } of cases) {
+    const before = stack.fake.requests.length
+    // /api/pull tells the two seed keys apart: only the model key may pull.
+    const path = outcome === 'model' ? '/api/pull' : '/api/tags'
+    const init: RequestInit = path === '/api/pull'
+      ? { method: 'POST', headers: { ...headers, 'x-ollama-host': '' }, body: '{"model":"llama3.2","stream":false}' }
+      : { headers }
+    const response = await fetch(stack.url + path, init)
+    const text = await response.text()
+    if (typeof outcome === 'number') {
+      assert.equal(response.status, outcome, `${name}: ${text}`)
+      assert.equal(stack.fake.requests.length, before, `${name}: never reaches Ollama`)
+      if (outcome === 400) assert.match(text, /two different API keys/)
+      continue
+    }
+    assert.equal(response.status, 200, `${name}: ${text}`)
+    const upstream = stack.fake.last(path)
+    assert.ok(upstream !== undefined, name)
+    for (const header of ['authorization', 'x-api-key', 'x-ollama-host']) {
+      assert.equal(upstream.headers[header], undefined, `${name}: ${header} is not forwarded`)
+    }
+  }
+})
