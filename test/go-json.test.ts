@@ -38,6 +38,8 @@ const cases: Array<[string, string, Record<string, unknown> | unknown[] | string
   ['a wrong type in a string field sticks (Go fails the decode)', '{"model":5,"model":"a"}', { model: 5 }],
   ['a fraction in an int field sticks', '{"max_tokens":1.5}', { max_tokens: '1.5' }],
   ['an exponent in an int field sticks', '{"max_tokens":1e2,"max_tokens":3}', { max_tokens: '1e2' }],
+  ['an int beyond int64 sticks', '{"max_tokens":9223372036854775808}', { max_tokens: '9223372036854775808' }],
+  ['the largest int64 is an int', '{"max_tokens":9223372036854775807}', { max_tokens: 2 ** 63 }],
   ['nested objects are untouched', '{"model":"a","options":{"Model":"b"},"messages":[{"Role":"user","role":null}]}', { model: 'a', messages: [{ Role: 'user', role: null }] }],
   ['nested duplicate keys are JSON.parse\'s concern', '{"input":{"a":1,"a":2}}', { input: { a: 2 } }],
   ['a lone surrogate escape in a value becomes U+FFFD', '{"model":"a\\ud800b"}', { model: 'a\ufffdb' }],
@@ -80,4 +82,34 @@ test('the top-level scanner sees every key in order with its value span', () => 
 
 test('a route without a struct reads nothing from an object body', () => {
   assert.deepEqual(parseJsonBody(Buffer.from('{"model":"x"}')), { ok: true, value: {} })
+})
+
+/** Small deterministic generator (mulberry32) so the scanner sees many spellings of valid JSON. */
+function random (seed: number): () => number {
+  let state = seed
+  return () => {
+    state = (state + 0x6d2b79f5) | 0
+    let t = Math.imul(state ^ (state >>> 15), 1 | state)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+test('the scanner agrees with JSON.parse on every key and value, whatever the spelling', () => {
+  const next = random(20261130)
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]
+  const space = () => pick(['', ' ', '\n', '\t ', '\r\n  '])
+  const keys = ['model', 'Model', 'mod\\u0065l', 'a\\"b', '\\\\', '{', '}', '', '\u017fource', 'k\\ud800']
+  const values = ['null', 'true', '-0.5e-3', '12', '"x"', '"}\\"]"', '[]', '{}', '[{"a":[1,{"b":"]"}]},null]', '{"model":{"model":"y"}}', '"\\\\"']
+  for (let round = 0; round < 500; round++) {
+    const pairs = Array.from({ length: Math.floor(next() * 6) }, () => [pick(keys), pick(values)] as const)
+    const text = space() + '{' + pairs.map(([k, v]) => `${space()}"${k}"${space()}:${space()}${v}${space()}`).join(',') + '}' + space()
+    JSON.parse(text) // the generator only writes valid JSON
+    const entries = topLevelEntries(text)
+    assert.equal(entries.length, pairs.length, text)
+    entries.forEach((entry, i) => {
+      assert.equal(entry.key, JSON.parse(`"${pairs[i][0]}"`), text)
+      assert.deepEqual(JSON.parse(text.slice(entry.valueStart, entry.valueEnd)), JSON.parse(pairs[i][1]), text)
+    })
+  }
 })

@@ -74,10 +74,10 @@ export function goView (text: string, parsed: unknown, struct: GoStruct): GoView
         break
       case 'int':
         if (value === null) break
-        if (typeof value === 'number' && /^-?\d+$/.test(text.slice(entry.valueStart, entry.valueEnd))) {
+        if (typeof value === 'number' && isGoInt(text.slice(entry.valueStart, entry.valueEnd))) {
           view[field] = value
         } else {
-          // Go fails the decode on `1.0` or `1e2`; the literal as a string makes the schema say so.
+          // Go fails the decode on `1.0`, `1e2` or 2^63; the literal as a string makes the schema say so.
           view[field] = typeof value === 'number' ? text.slice(entry.valueStart, entry.valueEnd) : value
           failed.add(field)
         }
@@ -98,6 +98,16 @@ export function goView (text: string, parsed: unknown, struct: GoStruct): GoView
     }
   }
   return { ok: true, view }
+}
+
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+
+/** Go's `strconv.ParseInt(literal, 10, 64)` succeeds: no fraction, no exponent, within int64. */
+function isGoInt (literal: string): boolean {
+  if (!/^-?\d+$/.test(literal)) return false
+  const value = BigInt(literal)
+  return value >= INT64_MIN && value <= INT64_MAX
 }
 
 /** Go decodes a lone surrogate escape as U+FFFD; JSON.parse keeps it (String#toWellFormed, Node 20). */

@@ -77,6 +77,12 @@ export function parseJsonBody (body: Buffer, struct: GoStruct = NO_FIELDS): Json
   } catch (err) {
     return { ok: false, message: `invalid JSON body: ${(err as Error).message}` }
   }
-  const read = goView(text, parsed, struct)
+  let read: ReturnType<typeof goView>
+  try {
+    read = goView(text, parsed, struct)
+  } catch {
+    // Not expected for valid JSON; if it happens the proxy cannot say what Ollama reads: deny.
+    return { ok: false, message: 'invalid JSON body: it cannot be read the way Ollama reads it' }
+  }
   return read.ok ? { ok: true, value: read.view } : { ok: false, message: `invalid JSON body: ${read.message}` }
 }
