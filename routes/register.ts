@@ -27,6 +27,7 @@ function routeOptionsFor (spec: RouteSpec): RouteOptions {
     config: {
       access: spec.access,
       modelField: spec.model,
+      goStruct: spec.reads,
       listing: spec.listing,
       rawBody: spec.body === 'raw',
       countsTokens: spec.access === 'generate' && spec.model === 'body',

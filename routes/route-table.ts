@@ -1,7 +1,8 @@
 import type { TSchema } from 'typebox'
+import type { GoStruct } from '../plugins/http/go-json.js'
 import type { Access } from '../plugins/auth/keys.js'
 import type { Listing, ModelField } from '../plugins/auth/model-fields.js'
-import { params, schemas } from './schemas.js'
+import { params, schemas, structs } from './schemas.js'
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE'
 
@@ -18,6 +19,8 @@ export interface RouteSpec {
   /** 'json': parsed, validated, original bytes forwarded; 'raw': streamed untouched; 'none': no body. */
   body: 'json' | 'raw' | 'none'
   schema?: TSchema
+  /** JSON bodies: the fields of the Go struct Ollama decodes the body into; the proxy reads that view. */
+  reads?: GoStruct
   params?: TSchema
   /** How Ollama answers: NDJSON stream, SSE when the client asks for it, or one document. */
   answer: 'ndjson' | 'sse' | 'json'
@@ -43,39 +46,39 @@ const ollamaRoutes: RouteSpec[] = [
   row({ method: 'GET', path: '/api/tags', access: 'models:read', body: 'none', listing: 'tags' }),
   row({ method: 'HEAD', path: '/api/tags', access: 'models:read', body: 'none' }),
   row({ method: 'GET', path: '/api/ps', access: 'models:read', body: 'none', listing: 'ps' }),
-  row({ method: 'POST', path: '/api/show', access: 'models:read', body: 'json', schema: schemas.modelAction, model: 'body' }),
+  row({ method: 'POST', path: '/api/show', access: 'models:read', body: 'json', schema: schemas.modelAction, reads: structs.show, model: 'body' }),
 
   // Inference, native.
-  row({ method: 'POST', path: '/api/chat', access: 'generate', body: 'json', schema: schemas.chat, answer: 'ndjson', model: 'body' }),
-  row({ method: 'POST', path: '/api/generate', access: 'generate', body: 'json', schema: schemas.generate, answer: 'ndjson', model: 'body' }),
-  row({ method: 'POST', path: '/api/embed', access: 'generate', body: 'json', schema: schemas.embed, model: 'body' }),
-  row({ method: 'POST', path: '/api/embeddings', access: 'generate', body: 'json', schema: schemas.embeddings, model: 'body' }),
+  row({ method: 'POST', path: '/api/chat', access: 'generate', body: 'json', schema: schemas.chat, reads: structs.chat, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/generate', access: 'generate', body: 'json', schema: schemas.generate, reads: structs.generate, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/embed', access: 'generate', body: 'json', schema: schemas.embed, reads: structs.embed, model: 'body' }),
+  row({ method: 'POST', path: '/api/embeddings', access: 'generate', body: 'json', schema: schemas.embeddings, reads: structs.embeddings, model: 'body' }),
 
   // Inference, OpenAI- and Anthropic-compatible.
-  row({ method: 'POST', path: '/v1/chat/completions', access: 'generate', body: 'json', schema: schemas.openAiChat, answer: 'sse', model: 'body' }),
-  row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', schema: schemas.openAiCompletion, answer: 'sse', model: 'body' }),
-  row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', schema: schemas.openAiEmbeddings, model: 'body' }),
-  row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', schema: schemas.openAiResponses, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/chat/completions', access: 'generate', body: 'json', schema: schemas.openAiChat, reads: structs.openAiChat, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', schema: schemas.openAiCompletion, reads: structs.openAiCompletion, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', schema: schemas.openAiEmbeddings, reads: structs.openAiEmbeddings, model: 'body' }),
+  row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', schema: schemas.openAiResponses, reads: structs.openAiResponses, answer: 'sse', model: 'body' }),
   row({ method: 'GET', path: '/v1/models', access: 'models:read', body: 'none', listing: 'openai-models' }),
   row({ method: 'GET', path: '/v1/models/:model', access: 'models:read', body: 'none', params: params.model, model: 'param' }),
   row({ method: 'POST', path: '/v1/audio/transcriptions', access: 'generate', body: 'raw' }),
-  row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', schema: schemas.anthropicMessages, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', schema: schemas.anthropicMessages, reads: structs.anthropicMessages, answer: 'sse', model: 'body' }),
 
   // Model administration.
-  row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
-  row({ method: 'POST', path: '/api/push', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),
-  row({ method: 'POST', path: '/api/create', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'create' }),
-  row({ method: 'POST', path: '/api/copy', access: 'models:admin', body: 'json', schema: schemas.copy, model: 'copy' }),
-  row({ method: 'DELETE', path: '/api/delete', access: 'models:admin', body: 'json', schema: schemas.modelAction, model: 'body' }),
+  row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.pullOrPush, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/push', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.pullOrPush, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/create', access: 'models:admin', body: 'json', schema: schemas.create, reads: structs.create, answer: 'ndjson', model: 'create' }),
+  row({ method: 'POST', path: '/api/copy', access: 'models:admin', body: 'json', schema: schemas.copy, reads: structs.copy, model: 'copy' }),
+  row({ method: 'DELETE', path: '/api/delete', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.delete, model: 'body' }),
   row({ method: 'HEAD', path: '/api/blobs/:digest', access: 'models:admin', body: 'none', params: params.digest }),
   row({ method: 'POST', path: '/api/blobs/:digest', access: 'models:admin', body: 'raw', params: params.digest }),
 
   // They act as the server owner's ollama.com account.
-  row({ method: 'POST', path: '/api/me', access: 'models:admin', body: 'json' }),
-  row({ method: 'POST', path: '/api/signout', access: 'models:admin', body: 'json' }),
-  row({ method: 'DELETE', path: '/api/user/keys/:key', access: 'models:admin', body: 'json', params: params.key }),
-  row({ method: 'POST', path: '/api/experimental/web_search', access: 'models:admin', body: 'json', schema: schemas.webSearch }),
-  row({ method: 'POST', path: '/api/experimental/web_fetch', access: 'models:admin', body: 'json', schema: schemas.webFetch }),
+  row({ method: 'POST', path: '/api/me', access: 'models:admin', body: 'json', reads: structs.none }),
+  row({ method: 'POST', path: '/api/signout', access: 'models:admin', body: 'json', reads: structs.none }),
+  row({ method: 'DELETE', path: '/api/user/keys/:key', access: 'models:admin', body: 'json', params: params.key, reads: structs.none }),
+  row({ method: 'POST', path: '/api/experimental/web_search', access: 'models:admin', body: 'json', reads: structs.none }),
+  row({ method: 'POST', path: '/api/experimental/web_fetch', access: 'models:admin', body: 'json', reads: structs.none }),
   row({ method: 'GET', path: '/api/experimental/model-recommendations', access: 'models:admin', body: 'none' })
 ]
 

@@ -1,37 +1,86 @@
 import { Type, type TSchema } from 'typebox'
+import { goStruct } from '../plugins/http/go-json.js'
 
-// Schemas check only what the proxy relies on. They stay open (no additionalProperties: false)
-// and carry no defaults, so every field Ollama adds later reaches it untouched.
+// Each JSON route names the Go struct Ollama decodes its body into (`structs`), and the proxy
+// validates and reads the Go view of the body (plugins/http/go-json.ts), never JSON.parse's.
+// Schemas check only fields the proxy acts on or that Ollama itself refuses the same way, and
+// never more strictly than Ollama: a `null` is what Go makes of it (absent), a missing field is
+// Go's zero value. They stay open and carry no defaults; the original bytes are forwarded.
+
+/**
+ * Fields of Ollama's request structs the proxy reads, in struct order (api/types.go,
+ * openai/openai.go, openai/responses.go, anthropic/anthropic.go); a route's handler or middleware
+ * decodes its body into the struct named in the comment.
+ */
+export const structs = {
+  /** api.GenerateRequest */
+  generate: goStruct({ model: 'string', prompt: 'string' }),
+  /** api.ChatRequest */
+  chat: goStruct({ model: 'string', messages: 'merging' }),
+  /** api.EmbedRequest */
+  embed: goStruct({ model: 'string', input: 'value' }),
+  /** api.EmbeddingRequest */
+  embeddings: goStruct({ model: 'string', prompt: 'string' }),
+  /** api.ShowRequest; ShowHandler takes model, else name. */
+  show: goStruct({ model: 'string', name: 'string' }),
+  /** api.PullRequest and api.PushRequest; the handlers take cmp.Or(model, name). */
+  pullOrPush: goStruct({ model: 'string', stream: 'value', name: 'string' }),
+  /** api.CreateRequest; CreateHandler takes cmp.Or(model, name) and builds on `from`. */
+  create: goStruct({ model: 'string', stream: 'value', from: 'string', name: 'string' }),
+  /** api.DeleteRequest; DeleteHandler takes cmp.Or(model, name). */
+  delete: goStruct({ model: 'string', name: 'string' }),
+  /** api.CopyRequest */
+  copy: goStruct({ source: 'string', destination: 'string' }),
+  /** openai.ChatCompletionRequest (middleware.ChatMiddleware) */
+  openAiChat: goStruct({ model: 'string', messages: 'merging' }),
+  /** openai.CompletionRequest (middleware.CompletionsMiddleware) */
+  openAiCompletion: goStruct({ model: 'string' }),
+  /** openai.EmbedRequest (middleware.EmbeddingsMiddleware) */
+  openAiEmbeddings: goStruct({ input: 'value', model: 'string' }),
+  /** openai.ResponsesRequest (middleware.ResponsesMiddleware) */
+  openAiResponses: goStruct({ model: 'string' }),
+  /** anthropic.MessagesRequest (middleware.AnthropicMessagesMiddleware) */
+  anthropicMessages: goStruct({ model: 'string', max_tokens: 'int', messages: 'merging' }),
+  /** Handlers that decode no struct (they read the raw body or none): the proxy reads nothing. */
+  none: goStruct({})
+}
 
 const NonEmpty = Type.String({ minLength: 1 })
-const Message = Type.Object({ role: Type.String() })
+const Text = Type.Optional(Type.String())
+/** Go decodes each element into a struct: an object, or null (left at its zero value). */
+const Messages = (options: { minItems?: number } = {}) => Type.Array(Type.Union([Type.Object({}), Type.Null()]), options)
 const StringOrStrings = Type.Union([Type.String(), Type.Array(Type.String())])
 
-/** Ollama resolves `model` first and falls back to the deprecated `name` that real clients still send. */
+/**
+ * `cmp.Or(model, name)`: either may be empty or absent (Ollama's Go client sends `"name":""`
+ * beside `model`), but one must name a model; with neither Ollama answers 400 too.
+ */
 function modelOrName (properties: Record<string, TSchema> = {}): TSchema {
   return Type.Object(
-    { model: Type.Optional(NonEmpty), name: Type.Optional(NonEmpty), ...properties },
-    { anyOf: [{ required: ['model'] }, { required: ['name'] }] }
+    { model: Text, name: Text, ...properties },
+    { anyOf: [{ required: ['model'], properties: { model: { type: 'string', minLength: 1 } } }, { required: ['name'], properties: { name: { type: 'string', minLength: 1 } } }] }
   )
 }
 
 export const schemas = {
-  generate: Type.Object({ model: NonEmpty, prompt: Type.Optional(Type.String()) }),
-  chat: Type.Object({ model: NonEmpty, messages: Type.Optional(Type.Array(Message)) }),
+  generate: Type.Object({ model: NonEmpty, prompt: Text }),
+  chat: Type.Object({ model: NonEmpty, messages: Type.Optional(Messages()) }),
   embed: Type.Object({ model: NonEmpty, input: Type.Optional(StringOrStrings) }),
-  embeddings: Type.Object({ model: NonEmpty, prompt: Type.Optional(Type.String()) }),
+  embeddings: Type.Object({ model: NonEmpty, prompt: Text }),
   modelAction: modelOrName(),
+  create: modelOrName({ from: Text }),
   copy: Type.Object({ source: NonEmpty, destination: NonEmpty }),
-  webSearch: Type.Object({ query: NonEmpty }),
-  webFetch: Type.Object({ url: NonEmpty }),
-  openAiChat: Type.Object({ model: NonEmpty, messages: Type.Array(Message, { minItems: 1 }) }),
+  // ChatMiddleware refuses an empty or missing list ("[] is too short - 'messages'").
+  openAiChat: Type.Object({ model: NonEmpty, messages: Messages({ minItems: 1 }) }),
   openAiCompletion: Type.Object({ model: NonEmpty }),
+  // EmbeddingsMiddleware refuses a missing input and an empty list.
   openAiEmbeddings: Type.Object({ model: NonEmpty, input: Type.Union([Type.String(), Type.Array(Type.Unknown(), { minItems: 1 })]) }),
   openAiResponses: Type.Object({ model: NonEmpty }),
+  // AnthropicMessagesMiddleware refuses a missing model, max_tokens <= 0 and no messages.
   anthropicMessages: Type.Object({
     model: NonEmpty,
     max_tokens: Type.Integer({ minimum: 1 }),
-    messages: Type.Array(Type.Object({ role: Type.String() }), { minItems: 1 })
+    messages: Messages({ minItems: 1 })
   })
 } satisfies Record<string, TSchema>
 

@@ -3,6 +3,11 @@ import { modelAllowed, type ModelPattern } from './model-names.js'
 /** Where a route's body or path names its model(s); see the route table's `model` column. */
 export type ModelField = 'body' | 'copy' | 'create' | 'param'
 
+/**
+ * The model names a request acts on, empty ones dropped. `body` is the Go view of the body
+ * (plugins/http/go-json.ts), so it holds `name` only where Ollama's struct has that field, and
+ * `model || name` is the handler's `cmp.Or(req.Model, req.Name)` (server/routes.go, create.go).
+ */
 export function modelsNamed (field: ModelField | undefined, body: unknown, params: unknown): string[] {
   const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   const text = (value: unknown) => typeof value === 'string' && value !== '' ? [value] : []

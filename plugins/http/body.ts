@@ -21,7 +21,7 @@ export function acceptJsonBodies (instance: FastifyInstance, bodyLimit: number):
       done(null, undefined)
       return
     }
-    const parsed = parseJsonBody(body)
+    const parsed = parseJsonBody(body, request.routeOptions.config.goStruct)
     if (!parsed.ok) {
       done(new ProxyError(400, parsed.message), undefined)
       return

@@ -1,4 +1,14 @@
 import { isUtf8 } from 'node:buffer'
+import { goView, type GoStruct } from './go-json.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The fields of the Go struct Ollama decodes this route's JSON body into (see go-json.ts). */
+    goStruct?: GoStruct
+  }
+}
+
+const NO_FIELDS: GoStruct = Object.freeze({})
 
 /** Deeper than any real Ollama body (Go's encoding/json stops at 10,000). */
 export const MAX_JSON_DEPTH = 512
@@ -49,13 +59,30 @@ function endOfString (body: Buffer, start: number): number {
 
 export type JsonParseResult = { ok: true, value: unknown } | { ok: false, message: string }
 
-export function parseJsonBody (body: Buffer): JsonParseResult {
+/**
+ * Reads a JSON body the way Ollama's handler will: `value` is the Go view of the body for
+ * `struct` (only its fields, under their Go names; see go-json.ts), while the caller keeps the
+ * original bytes for forwarding. A route without a struct gets an empty view of an object body.
+ * Fails (the caller answers 400) on invalid UTF-8, on a body too deep or too large in containers,
+ * on invalid JSON, and where Go would merge two values of one field.
+ */
+export function parseJsonBody (body: Buffer, struct: GoStruct = NO_FIELDS): JsonParseResult {
   if (!isUtf8(body)) return { ok: false, message: 'request body is not valid UTF-8' }
   const problem = jsonShapeProblem(body)
   if (problem !== null) return { ok: false, message: `invalid JSON body: ${problem}` }
+  const text = body.toString('utf8')
+  let parsed: unknown
   try {
-    return { ok: true, value: JSON.parse(body.toString('utf8')) }
+    parsed = JSON.parse(text)
   } catch (err) {
     return { ok: false, message: `invalid JSON body: ${(err as Error).message}` }
   }
+  let read: ReturnType<typeof goView>
+  try {
+    read = goView(text, parsed, struct)
+  } catch {
+    // Not expected for valid JSON; if it happens the proxy cannot say what Ollama reads: deny.
+    return { ok: false, message: 'invalid JSON body: it cannot be read the way Ollama reads it' }
+  }
+  return read.ok ? { ok: true, value: read.view } : { ok: false, message: `invalid JSON body: ${read.message}` }
 }
