@@ -65,11 +65,11 @@ const ollamaRoutes: RouteSpec[] = [
   row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', schema: schemas.anthropicMessages, reads: structs.anthropicMessages, answer: 'sse', model: 'body' }),
 
   // Model administration.
-  row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.pullOrPush, answer: 'ndjson', model: 'body' }),
-  row({ method: 'POST', path: '/api/push', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.pullOrPush, answer: 'ndjson', model: 'body' }),
+  row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.pullOrPush, answer: 'ndjson', model: 'pull' }),
+  row({ method: 'POST', path: '/api/push', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.pullOrPush, answer: 'ndjson', model: 'push' }),
   row({ method: 'POST', path: '/api/create', access: 'models:admin', body: 'json', schema: schemas.create, reads: structs.create, answer: 'ndjson', model: 'create' }),
   row({ method: 'POST', path: '/api/copy', access: 'models:admin', body: 'json', schema: schemas.copy, reads: structs.copy, model: 'copy' }),
-  row({ method: 'DELETE', path: '/api/delete', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.delete, model: 'body' }),
+  row({ method: 'DELETE', path: '/api/delete', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.delete, model: 'pull' }),
   row({ method: 'HEAD', path: '/api/blobs/:digest', access: 'models:admin', body: 'none', params: params.digest }),
   row({ method: 'POST', path: '/api/blobs/:digest', access: 'models:admin', body: 'raw', params: params.digest }),
 

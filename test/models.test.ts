@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { compilePattern, modelAllowed, type NameReading, normaliseModel, readModelName } from '../plugins/auth/model-names.js'
-import { filterListing } from '../plugins/auth/model-fields.js'
+import { filterListing, modelsNamed, type ModelField } from '../plugins/auth/model-fields.js'
 import { KeyRing } from '../plugins/auth/keys.js'
 import { bearer, jsonOf, startStack, testConfig } from './helper.js'
 import { ollamaReadings } from './ollama-name-readings.js'
@@ -103,6 +103,26 @@ test('allowlist decisions over canonical names (table)', () => {
   for (const [list, name, reading, allowed] of decisions) {
     const label = `${JSON.stringify(list)} ${JSON.stringify(name)} ${reading ?? 'every reading'}`
     assert.equal(modelAllowed(list.map(compilePattern), name, reading), allowed, label)
+  }
+})
+
+test('each route reads its model names the way its Ollama handler does (table)', () => {
+  const allow = ['llama3.2'].map(compilePattern)
+  const cases: Array<{ field: ModelField, body: Record<string, unknown>, allowed: boolean }> = [
+    // Inference strips `:local` (request reading); copy, push and create's name keep it as a tag.
+    { field: 'body', body: { model: 'llama3.2:local' }, allowed: true },
+    { field: 'copy', body: { source: 'llama3.2:local', destination: 'llama3.2' }, allowed: false },
+    { field: 'push', body: { model: 'llama3.2:local' }, allowed: false },
+    { field: 'create', body: { model: 'llama3.2:local' }, allowed: false },
+    { field: 'create', body: { model: 'llama3.2', from: 'llama3.2:local' }, allowed: true },
+    { field: 'pull', body: { name: 'llama3.2' }, allowed: true },
+    { field: 'pull', body: { model: 'llama3.2:cloud' }, allowed: false },
+    { field: 'body', body: { model: '', name: 'other' }, allowed: false }
+  ]
+  for (const { field, body, allowed } of cases) {
+    const names = modelsNamed(field, body, undefined)
+    assert.ok(names.length > 0, `${field} ${JSON.stringify(body)} names a model`)
+    assert.equal(names.every(n => modelAllowed(allow, n.name, n.reading)), allowed, `${field} ${JSON.stringify(body)}`)
   }
 })
 

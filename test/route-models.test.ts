@@ -21,15 +21,15 @@ const modelRoutes: Array<{ route: string, source: string, todo?: string }> = [
   // TODO(multipart helper): the multipart reader adds this route's model source (form field or
   // ?model=); the coordinator drops this `todo` when merging that branch.
   { route: 'POST /v1/audio/transcriptions', source: 'multipart', todo: 'model source added by the multipart helper' },
-  { route: 'POST /api/pull', source: 'body' },
-  { route: 'POST /api/push', source: 'body' },
+  { route: 'POST /api/pull', source: 'pull' },
+  { route: 'POST /api/push', source: 'push' },
   { route: 'POST /api/create', source: 'create' },
   { route: 'POST /api/copy', source: 'copy' },
-  { route: 'DELETE /api/delete', source: 'body' }
+  { route: 'DELETE /api/delete', source: 'pull' }
 ]
 
 /** The Go struct fields each model source reads. */
-const fieldsOf: Record<string, string[]> = { body: ['model'], create: ['model', 'from'], copy: ['source', 'destination'] }
+const fieldsOf: Record<string, string[]> = { body: ['model'], pull: ['model'], push: ['model'], create: ['model', 'from'], copy: ['source', 'destination'] }
 
 test('every route that runs or manages a model declares where its model comes from', async (t) => {
   const ollamaRoutes = routeTable.filter(r => !r.path.startsWith('/sys/'))

@@ -64,12 +64,12 @@ export default fp(async function authPlugin (fastify) {
       return
     }
     const models = modelsNamed(field, request.body, request.params)
-    request.model = models[0]
+    request.model = models[0]?.name
     const allowlist = request.apiKey?.models
     if (allowlist != null) {
-      const refused = models.find(model => !modelAllowed(allowlist, model))
+      const refused = models.find(model => !modelAllowed(allowlist, model.name, model.reading))
       if (refused !== undefined) {
-        sendError(request, reply, 403, `this key may not use the model "${refused}"`)
+        sendError(request, reply, 403, `this key may not use the model "${refused.name}"`)
         return
       }
     }

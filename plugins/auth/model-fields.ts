@@ -1,22 +1,40 @@
-import { modelAllowed, type ModelPattern } from './model-names.js'
-
-/** Where a route's body or path names its model(s); see the route table's `model` column. */
-export type ModelField = 'body' | 'copy' | 'create' | 'param'
+import { modelAllowed, type ModelPattern, type NameReading } from './model-names.js'
 
 /**
- * The model names a request acts on, empty ones dropped. `body` is the Go view of the body
+ * Where a route's body or path names its model(s), and so how Ollama reads the name
+ * (plugins/auth/model-names.ts `NameReading`); see the route table's `model` column:
+ * - `body`: `model`, else `name`, read as a request (inference, show: server/routes.go);
+ * - `pull`: `model`, else `name`, read as pull does (PullHandler, DeleteHandler);
+ * - `push`: `model`, else `name`, taken literally (PushHandler);
+ * - `create`: `model`, else `name`, literally, plus `from` read as a request (server/create.go);
+ * - `copy`: `source` and `destination`, literally (CopyHandler);
+ * - `param`: the `:model` path parameter, read as a request (/v1/models/:model).
+ */
+export type ModelField = 'body' | 'pull' | 'push' | 'copy' | 'create' | 'param'
+
+/** One model a request acts on, with the reading Ollama gives its name on that route. */
+export interface NamedModel { name: string, reading: NameReading }
+
+/**
+ * The models a request acts on, empty names dropped. `body` is the Go view of the body
  * (plugins/http/go-json.ts), so it holds `name` only where Ollama's struct has that field, and
  * `model || name` is the handler's `cmp.Or(req.Model, req.Name)` (server/routes.go, create.go).
  */
-export function modelsNamed (field: ModelField | undefined, body: unknown, params: unknown): string[] {
+export function modelsNamed (field: ModelField | undefined, body: unknown, params: unknown): NamedModel[] {
   const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
-  const text = (value: unknown) => typeof value === 'string' && value !== '' ? [value] : []
+  const named = (value: unknown, reading: NameReading): NamedModel[] => typeof value === 'string' && value !== '' ? [{ name: value, reading }] : []
+  const modelOrName = (reading: NameReading) => {
+    const model = named(fields.model, reading)
+    return model.length > 0 ? model : named(fields.name, reading)
+  }
   switch (field) {
-    case 'body': return text(fields.model).length > 0 ? text(fields.model) : text(fields.name)
-    case 'copy': return [...text(fields.source), ...text(fields.destination)]
+    case 'body': return modelOrName('request')
+    case 'pull': return modelOrName('pull')
+    case 'push': return modelOrName('literal')
+    case 'copy': return [...named(fields.source, 'literal'), ...named(fields.destination, 'literal')]
     // A model made `from` another one must not launder a model the key may not use.
-    case 'create': return [...(text(fields.model).length > 0 ? text(fields.model) : text(fields.name)), ...text(fields.from)]
-    case 'param': return text((params as Record<string, unknown> | undefined)?.model)
+    case 'create': return [...modelOrName('literal'), ...named(fields.from, 'request')]
+    case 'param': return named((params as Record<string, unknown> | undefined)?.model, 'request')
     default: return []
   }
 }
