@@ -23,6 +23,8 @@ export interface RouteSpec {
   answer: 'ndjson' | 'sse' | 'json'
   /** Where the request names its model(s): for logs, allowlists and routing. */
   model?: ModelField
+  /** Content-Encodings Ollama's handler decodes (middleware/openai.go, server/cloud_proxy.go); others get 415. */
+  decodes?: readonly string[]
   /** Model listings that are filtered per key. */
   listing?: Listing
 }
@@ -30,6 +32,9 @@ export interface RouteSpec {
 type Row = Omit<RouteSpec, 'upstream' | 'answer'> & { upstream?: string, answer?: RouteSpec['answer'] }
 
 const row = (spec: Row): RouteSpec => ({ upstream: spec.path, answer: 'json', ...spec })
+
+/** Ollama decodes `Content-Encoding: zstd` on the /v1 routes behind cloudPassthroughMiddleware. */
+const zstd = ['zstd'] as const
 
 const ollamaRoutes: RouteSpec[] = [
   row({ method: 'GET', path: '/', access: 'public', body: 'none' }),
@@ -51,14 +56,14 @@ const ollamaRoutes: RouteSpec[] = [
   row({ method: 'POST', path: '/api/embeddings', access: 'generate', body: 'json', schema: schemas.embeddings, model: 'body' }),
 
   // Inference, OpenAI- and Anthropic-compatible.
-  row({ method: 'POST', path: '/v1/chat/completions', access: 'generate', body: 'json', schema: schemas.openAiChat, answer: 'sse', model: 'body' }),
-  row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', schema: schemas.openAiCompletion, answer: 'sse', model: 'body' }),
-  row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', schema: schemas.openAiEmbeddings, model: 'body' }),
-  row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', schema: schemas.openAiResponses, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/chat/completions', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiChat, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiCompletion, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiEmbeddings, model: 'body' }),
+  row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiResponses, answer: 'sse', model: 'body' }),
   row({ method: 'GET', path: '/v1/models', access: 'generate', body: 'none', listing: 'openai-models' }),
   row({ method: 'GET', path: '/v1/models/:model', access: 'generate', body: 'none', params: params.model, model: 'param' }),
-  row({ method: 'POST', path: '/v1/audio/transcriptions', access: 'generate', body: 'raw' }),
-  row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', schema: schemas.anthropicMessages, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/audio/transcriptions', access: 'generate', body: 'raw', model: 'multipart' }),
+  row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', decodes: zstd, schema: schemas.anthropicMessages, answer: 'sse', model: 'body' }),
 
   // Model administration.
   row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, answer: 'ndjson', model: 'body' }),

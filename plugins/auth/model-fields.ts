@@ -1,7 +1,7 @@
 import { modelAllowed, type ModelPattern } from './model-names.js'
 
 /** Where a route's body or path names its model(s); see the route table's `model` column. */
-export type ModelField = 'body' | 'copy' | 'create' | 'param'
+export type ModelField = 'body' | 'copy' | 'create' | 'param' | 'multipart'
 
 export function modelsNamed (field: ModelField | undefined, body: unknown, params: unknown): string[] {
   const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
@@ -12,6 +12,8 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
     // A model made `from` another one must not launder a model the key may not use.
     case 'create': return [...(text(fields.model).length > 0 ? text(fields.model) : text(fields.name)), ...text(fields.from)]
     case 'param': return text((params as Record<string, unknown> | undefined)?.model)
+    // Every value named `model` in the form and query, Ollama's pick first (plugins/http/body.ts MultipartBody).
+    case 'multipart': return (Array.isArray(fields.formModels) ? fields.formModels : []).flatMap(text)
     default: return []
   }
 }

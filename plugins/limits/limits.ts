@@ -30,8 +30,9 @@ function limitHeaders (limit: number, remaining: number, reset: number): Record<
 
 /**
  * A key's `limits` from the config: requests per minute, tokens per minute (counted from Ollama's
- * own figures after each answer) and concurrent requests. Over a limit: 429 in dialect with
- * Retry-After and RateLimit-* headers. Keys without limits pay one property check.
+ * own figures after each answer) and concurrent requests, checked before the body is read. Over a
+ * limit: 429 in dialect with Retry-After and RateLimit-* headers. Keys without limits pay one
+ * property check.
  */
 export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) {
   const windows = options.windows ?? new MemoryWindows()
@@ -72,8 +73,8 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
     }
   }
 
-  // preHandler: after auth and body validation, so only requests that would reach Ollama count.
-  fastify.addHook('preHandler', function enforceKeyLimits (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+  // onRequest, right after auth: a refused request never uploads its body first.
+  fastify.addHook('onRequest', function enforceKeyLimits (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     const limits = request.apiKey?.limits
     if (limits === undefined || (limits.requestsPerMinute === null && limits.tokensPerMinute === null && limits.concurrent === null)) {
       done()
