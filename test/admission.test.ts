@@ -153,3 +153,19 @@ test('server.max_body_bytes_in_flight: past it, 503 with Retry-After in the rout
   await after.arrayBuffer()
   assert.equal(stack.app.bodyBudget.inFlight, 0)
 })
+
+test('Expect: 100-continue is answered only once the request is admitted', async (t) => {
+  const stack = await startStack(t)
+  const refused = await RawClient.open(stack.url)
+  refused.send('POST', '/api/chat', { expect: '100-continue', 'content-length': HUGE })
+  assert.equal((await refused.answer()).status, 401, 'no invitation to upload before the key is checked')
+  await refused.closed
+
+  const body = '{"model":"llama3.2","messages":[],"stream":false}'
+  const admitted = await RawClient.open(stack.url)
+  admitted.send('POST', '/api/chat', { authorization: `Bearer ${TOKENS.generate}`, expect: '100-continue', 'content-length': body.length })
+  assert.equal((await admitted.answer()).status, 100)
+  admitted.socket.write(body)
+  assert.equal((await admitted.answer()).status, 200)
+  admitted.destroy()
+})

@@ -33,7 +33,8 @@ function bodyLeftUnread (request: FastifyRequest): boolean {
  * Nothing is spent before a request is admitted. Fastify's root parsers are removed (a route
  * without its own parser never reads a body), unknown paths are answered 404 in onRequest, open
  * connections are capped (`server.max_connections`, then 503 and the connection closes), and any
- * answer that leaves a body unread closes the connection instead of reading it.
+ * answer that leaves a body unread closes the connection instead of reading it. `100 Continue` is
+ * sent only to admitted requests.
  * Registered after CORS (so refusals carry CORS headers) and before auth.
  */
 export default fp(async function admissionPlugin (fastify) {
@@ -63,6 +64,15 @@ export default fp(async function admissionPlugin (fastify) {
       return
     }
     done()
+  })
+
+  // Node answers `Expect: 100-continue` at once by default, inviting the upload before the key is
+  // checked. Here the request goes through the hooks first; the invitation is sent only once the
+  // request is admitted and its body is about to be read (preParsing).
+  fastify.server.on('checkContinue', (request, response) => { fastify.server.emit('request', request, response) })
+  fastify.addHook('preParsing', function inviteBody (request, reply, payload, done) {
+    if (request.headers.expect?.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
+    done(null, payload)
   })
 
   fastify.addHook('onSend', function closeUnreadBodies (request, reply, payload, done) {
