@@ -57,6 +57,25 @@ test('transcriptions: the model comes from ?model= or the form, as Ollama reads 
     assert.equal(seen?.headers['content-type'], multipart['content-type'], what)
     assert.ok(seen?.body.equals(body), `${what}: Ollama received the original bytes`)
   }
+  // Forms Go and busboy could read differently are refused (each hides "other" from a naive reader).
+  const llama = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nllama3.2\r\n`
+  const file = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF\r\n--${BOUNDARY}--\r\n`
+  const ambiguousForms = [
+    { what: 'name* overrides name in Go', body: `--${BOUNDARY}\r\nContent-Disposition: form-data; name*=UTF-8''model; name="x"\r\n\r\nother\r\n` + llama + file },
+    { what: 'RFC 2231 continuation', body: `--${BOUNDARY}\r\nContent-Disposition: form-data; name*0="mo"; name*1="del"\r\n\r\nother\r\n` + llama + file },
+    { what: 'two name parameters', body: `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"; name="x"\r\n\r\nother\r\n` + llama + file },
+    { what: 'quoted-printable value (Go decodes it)', body: `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=6Fther\r\n` + file },
+    { what: 'folded header', body: `--${BOUNDARY}\r\nContent-Disposition: form-data;\r\n name="model"\r\n\r\nother\r\n` + llama + file },
+    { what: 'LF-only lines (Go reads them, busboy does not)', body: `--${BOUNDARY}\nContent-Disposition: form-data; name="model"\n\nother\n--${BOUNDARY}--\n` },
+    { what: 'a preamble', body: `preamble\r\n${llama}${file}` }
+  ]
+  for (const { what, body } of ambiguousForms) {
+    const response = await fetch(`${stack.url}/v1/audio/transcriptions`, { method: 'POST', headers: { ...auth, ...multipart }, body })
+    assert.equal(response.status, 400, what)
+    await response.arrayBuffer()
+  }
+  assert.equal(stack.fake.requests.length, 0)
+
   const notMultipart = await fetch(`${stack.url}/v1/audio/transcriptions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"model":"llama3.2"}' })
   assert.equal(notMultipart.status, 400)
   await notMultipart.arrayBuffer()

@@ -41,12 +41,88 @@ export async function multipartModels (body: Buffer, contentType: string | undef
   if (contentType === undefined || !PLAIN_FORM_TYPE.test(contentType)) {
     throw new ProxyError(400, 'a transcription must be sent as multipart/form-data with one boundary parameter')
   }
+  const match = PLAIN_FORM_TYPE.exec(contentType)!
+  checkFraming(body, match[1] ?? match[2])
   const fromQuery = goQueryValues(rawQuery, 'model')
   const fromForm = await formFields(body, contentType, 'model')
   const models = [...fromQuery, ...fromForm]
   if (models.length === 0 || models[0] === '') throw new ProxyError(400, 'model is required')
   if (models.some(model => /[^\x20-\x7e]/.test(model))) throw new ProxyError(400, 'model must be printable ASCII')
   return models.filter(model => model !== '')
+}
+
+const CRLF = Buffer.from('\r\n')
+const HEADER_END = Buffer.from('\r\n\r\n')
+const PLAIN_TRANSFER_ENCODINGS = new Set(['7bit', '8bit', 'binary'])
+
+function ambiguous (why: string): ProxyError {
+  return new ProxyError(400, `multipart form refused: ${why}`)
+}
+
+/**
+ * Refuses the forms busboy and Go's mime/multipart could read differently, before either reads
+ * it: a preamble or bare-LF delimiters (Go accepts LF-only lines, busboy does not), folded part
+ * headers, several or encoded `name` parameters (Go lets `name*` override `name` and joins
+ * RFC 2231 continuations), and quoted-printable or base64 parts (Go decodes quoted-printable).
+ */
+function checkFraming (body: Buffer, boundary: string): void {
+  const dashBoundary = Buffer.from('--' + boundary)
+  if (!body.subarray(0, dashBoundary.length).equals(dashBoundary)) throw ambiguous('it must start with its boundary')
+  const lfDelimiter = Buffer.from('\n--' + boundary)
+  for (let at = body.indexOf(lfDelimiter); at >= 0; at = body.indexOf(lfDelimiter, at + 1)) {
+    if (at === 0 || body[at - 1] !== 0x0d) throw ambiguous('lines must end with CRLF')
+  }
+  const delimiter = Buffer.from('\r\n--' + boundary)
+  let at = dashBoundary.length
+  for (;;) {
+    if (body[at] === 0x2d && body[at + 1] === 0x2d) return // closing delimiter: the rest is epilogue
+    if (!body.subarray(at, at + 2).equals(CRLF)) throw ambiguous('a boundary line must end right after the boundary')
+    const headersEnd = body.indexOf(HEADER_END, at)
+    if (headersEnd < 0) throw ambiguous('a part has no end of headers')
+    checkPartHeaders(body.subarray(at + 2, headersEnd).toString('latin1'))
+    const next = body.indexOf(delimiter, headersEnd)
+    if (next < 0) throw ambiguous('it has no closing boundary')
+    at = next + delimiter.length
+  }
+}
+
+function checkPartHeaders (block: string): void {
+  let dispositions = 0
+  for (const line of block === '' ? [] : block.split('\r\n')) {
+    if (line.startsWith(' ') || line.startsWith('\t')) throw ambiguous('folded part headers')
+    const colon = line.indexOf(':')
+    const name = line.slice(0, colon).trim().toLowerCase()
+    const value = line.slice(colon + 1).trim()
+    if (name === 'content-transfer-encoding' && !PLAIN_TRANSFER_ENCODINGS.has(value.toLowerCase())) throw ambiguous(`Content-Transfer-Encoding ${value}`)
+    if (name !== 'content-disposition') continue
+    if (++dispositions > 1) throw ambiguous('a part with two Content-Disposition headers')
+    const keys = parameterKeys(value)
+    const names = keys.filter(key => key.startsWith('name'))
+    if (names.length > 1 || names.some(key => key !== 'name')) throw ambiguous('a part named twice or with an encoded name')
+  }
+}
+
+/** Lower-cased parameter names of a header value, quoted strings skipped. */
+function parameterKeys (value: string): string[] {
+  const keys: string[] = []
+  let inQuotes = false
+  let start = value.indexOf(';')
+  if (start < 0) return keys
+  for (let i = start + 1; i <= value.length; i++) {
+    const char = value[i]
+    if (inQuotes) {
+      if (char === '\\') i++
+      else if (char === '"') inQuotes = false
+    } else if (char === '"') {
+      inQuotes = true
+    } else if (char === ';' || i === value.length) {
+      const parameter = value.slice(start + 1, i)
+      const equals = parameter.indexOf('=')
+      keys.push((equals < 0 ? parameter : parameter.slice(0, equals)).trim().toLowerCase())
+      start = i
+    }
+  }
+  return keys
 }
 
 async function formFields (body: Buffer, contentType: string, wanted: string): Promise<string[]> {
