@@ -50,6 +50,7 @@ test('scope matrix over the whole route table: each scope opens exactly its rout
 function withModel (spec: RouteSpec, model: string): { path: string, init: RequestInit } {
   const { path, init } = sampleRequest(spec)
   if (spec.model === 'param') return { path: path.replace('llama3.2', encodeURIComponent(model)), init }
+  if (spec.model === 'multipart') return { path, init: { ...init, body: String(init.body).replace('whisper', model) } }
   const body = JSON.parse(String(init.body)) as Record<string, unknown>
   if (spec.model === 'copy') body.destination = model
   else if ('name' in body) body.name = model
