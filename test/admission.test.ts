@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { ConfigError, parseConfig } from '../plugins/config/config-loader.js'
 import { TOKENS, startStack } from './helper.js'
 import { RawClient, until } from './raw-http.js'
 
@@ -168,4 +169,20 @@ test('Expect: 100-continue is answered only once the request is admitted', async
   admitted.socket.write(body)
   assert.equal((await admitted.answer()).status, 200)
   admitted.destroy()
+})
+
+test('admission settings: defaults, derived budget, and refusal of nonsense', () => {
+  const base = 'auth:\n  generate_tokens: [a-token-that-is-long-enough-0000000001]\n'
+  const defaults = parseConfig(base, 'c.yaml').server
+  assert.equal(defaults.transcriptionLimit, 25 * 1024 * 1024)
+  assert.equal(defaults.maxBodyBytesInFlight, 4 * defaults.bodyLimit)
+  assert.equal(defaults.bodyTimeoutMs, 60_000)
+  assert.equal(defaults.maxConnections, 2048)
+  const derived = parseConfig(base + 'server:\n  body_limit: 1000\n', 'c.yaml').server
+  assert.equal(derived.maxBodyBytesInFlight, 4000)
+  const set = parseConfig(base + 'server:\n  transcription_limit: 10\n  max_body_bytes_in_flight: 20\n  body_timeout: 0.5\n  max_connections: 3\n', 'c.yaml').server
+  assert.deepEqual([set.transcriptionLimit, set.maxBodyBytesInFlight, set.bodyTimeoutMs, set.maxConnections], [10, 20, 500, 3])
+  for (const bad of ['transcription_limit: 0', 'max_body_bytes_in_flight: -1', 'body_timeout: 0', 'max_connections: 1.5', 'max_connections: many']) {
+    assert.throws(() => parseConfig(`${base}server:\n  ${bad}\n`, 'c.yaml'), (err: unknown) => err instanceof ConfigError && /server\./.test(err.message), bad)
+  }
 })
