@@ -58,7 +58,8 @@ function tooLarge (what: string, limit: number): ProxyError {
 export async function readBody (request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream & { destroy?: () => void }, limits: ReadLimits): Promise<Buffer> {
   const { limit, timeoutMs, budget, what } = limits
   const declaredHeader = request.headers['content-length']
-  const declared = declaredHeader === undefined ? undefined : Number(declaredHeader)
+  // Node's parser has already refused malformed lengths; a non-number here is treated as unknown.
+  const declared = declaredHeader === undefined || !Number.isSafeInteger(Number(declaredHeader)) ? undefined : Number(declaredHeader)
   if (declared !== undefined && declared > limit) throw tooLarge(what, limit)
 
   let reserved = 0
