@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { acceptJsonBodies, acceptRawBodies } from '../plugins/http/body.js'
+import { acceptJsonBodies, acceptMultipartBodies, acceptRawBodies } from '../plugins/http/body.js'
 import { upstreamPathFor, type RouteSpec } from './route-table.js'
 
 declare module 'fastify' {
@@ -39,17 +39,26 @@ function routeOptionsFor (spec: RouteSpec): RouteOptions {
 
 /**
  * Registers table rows in a scope. Raw-body rows live in a child context of their own, whose
- * parser hands the request stream on untouched while the scope's JSON parser keeps the bytes.
+ * parser hands the request stream on untouched while the scope's JSON parser keeps the bytes;
+ * multipart rows (a model in a form) get a context whose parser reads the model under a cap.
  */
 export async function registerRouteSpecs (scope: FastifyInstance, specs: readonly RouteSpec[]): Promise<void> {
   const { bodyLimit, uploadLimit } = scope.config.server
   acceptJsonBodies(scope, bodyLimit)
   for (const spec of specs.filter(s => s.body !== 'raw')) scope.route(routeOptionsFor(spec))
 
-  const raw = specs.filter(s => s.body === 'raw')
-  if (raw.length === 0) return
-  await scope.register(async function rawBodyRoutes (child) {
-    acceptRawBodies(child, uploadLimit)
-    for (const spec of raw) child.route(routeOptionsFor(spec))
-  })
+  const raw = specs.filter(s => s.body === 'raw' && s.model !== 'multipart')
+  if (raw.length > 0) {
+    await scope.register(async function rawBodyRoutes (child) {
+      acceptRawBodies(child, uploadLimit)
+      for (const spec of raw) child.route(routeOptionsFor(spec))
+    })
+  }
+  const multipart = specs.filter(s => s.body === 'raw' && s.model === 'multipart')
+  if (multipart.length > 0) {
+    await scope.register(async function multipartRoutes (child) {
+      acceptMultipartBodies(child)
+      for (const spec of multipart) child.route(routeOptionsFor(spec))
+    })
+  }
 }

@@ -26,6 +26,8 @@ export interface RouteSpec {
   answer: 'ndjson' | 'sse' | 'json'
   /** Where the request names its model(s): for logs, allowlists and routing. */
   model?: ModelField
+  /** Content-Encodings Ollama's handler decodes (middleware/openai.go, server/cloud_proxy.go); others get 415. */
+  decodes?: readonly string[]
   /** Model listings that are filtered per key. */
   listing?: Listing
 }
@@ -33,6 +35,9 @@ export interface RouteSpec {
 type Row = Omit<RouteSpec, 'upstream' | 'answer'> & { upstream?: string, answer?: RouteSpec['answer'] }
 
 const row = (spec: Row): RouteSpec => ({ upstream: spec.path, answer: 'json', ...spec })
+
+/** Ollama decodes `Content-Encoding: zstd` on the /v1 routes behind cloudPassthroughMiddleware. */
+const zstd = ['zstd'] as const
 
 const ollamaRoutes: RouteSpec[] = [
   row({ method: 'GET', path: '/', access: 'public', body: 'none' }),
@@ -55,14 +60,14 @@ const ollamaRoutes: RouteSpec[] = [
   row({ method: 'POST', path: '/api/embeddings', access: 'generate', body: 'json', schema: schemas.embeddings, reads: structs.embeddings, model: 'body' }),
 
   // Inference, OpenAI- and Anthropic-compatible.
-  row({ method: 'POST', path: '/v1/chat/completions', access: 'generate', body: 'json', schema: schemas.openAiChat, reads: structs.openAiChat, answer: 'sse', model: 'body' }),
-  row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', schema: schemas.openAiCompletion, reads: structs.openAiCompletion, answer: 'sse', model: 'body' }),
-  row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', schema: schemas.openAiEmbeddings, reads: structs.openAiEmbeddings, model: 'body' }),
-  row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', schema: schemas.openAiResponses, reads: structs.openAiResponses, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/chat/completions', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiChat, reads: structs.openAiChat, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/completions', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiCompletion, reads: structs.openAiCompletion, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/embeddings', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiEmbeddings, reads: structs.openAiEmbeddings, model: 'body' }),
+  row({ method: 'POST', path: '/v1/responses', access: 'generate', body: 'json', decodes: zstd, schema: schemas.openAiResponses, reads: structs.openAiResponses, answer: 'sse', model: 'body' }),
   row({ method: 'GET', path: '/v1/models', access: 'models:read', body: 'none', listing: 'openai-models' }),
   row({ method: 'GET', path: '/v1/models/:model', access: 'models:read', body: 'none', params: params.model, model: 'param' }),
-  row({ method: 'POST', path: '/v1/audio/transcriptions', access: 'generate', body: 'raw' }),
-  row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', schema: schemas.anthropicMessages, reads: structs.anthropicMessages, answer: 'sse', model: 'body' }),
+  row({ method: 'POST', path: '/v1/audio/transcriptions', access: 'generate', body: 'raw', model: 'multipart' }),
+  row({ method: 'POST', path: '/v1/messages', access: 'generate', body: 'json', decodes: zstd, schema: schemas.anthropicMessages, reads: structs.anthropicMessages, answer: 'sse', model: 'body' }),
 
   // Model administration.
   row({ method: 'POST', path: '/api/pull', access: 'models:admin', body: 'json', schema: schemas.modelAction, reads: structs.pullOrPush, answer: 'ndjson', model: 'pull' }),

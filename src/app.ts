@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import authPlugin from '../plugins/auth/auth.js'
 import configPlugin from '../plugins/config/config.js'
 import type { ProxyConfig } from '../plugins/config/config-loader.js'
+import admissionPlugin from '../plugins/http/admission.js'
 import corsPlugin from '../plugins/http/cors.js'
 import errorsPlugin, { formatSchemaErrors } from '../plugins/http/errors.js'
 import requestLogPlugin from '../plugins/observability/request-log.js'
@@ -35,6 +36,8 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
   await fastify.register(requestLogPlugin)
   // CORS before auth: preflights are answered without a key and 401s carry CORS headers.
   await fastify.register(corsPlugin)
+  // Then, in this order in onRequest: connection cap and 404, key, key limits; bodies only after.
+  await fastify.register(admissionPlugin)
   await fastify.register(authPlugin)
   await fastify.register(reloadPlugin, { watch: watchConfig })
   // With Redis, every replica counts against one limit; without it, limits live in memory.

@@ -565,7 +565,9 @@ async function transcriptions (ex: Exchange): Promise<void> {
   const text = ex.rec.body.toString('latin1')
   if (!text.includes('--' + (boundary[1] ?? boundary[2]))) return sendError(ex, 400, 'failed to parse multipart form: multipart: NextPart: EOF', { middleware: true })
   const field = (name: string): string | undefined => new RegExp(`name="${name}"(?:; filename="[^"]*")?\\r\\n(?:[^\\r\\n]+\\r\\n)*\\r\\n([^\\r\\n]*)`).exec(text)?.[1]
-  const model = field('model') ?? ''
+  // Go's FormValue: URL query values come before the form's (net/http ParseMultipartForm).
+  const fromQuery = new URL(ex.req.url ?? '/', 'http://fake').searchParams.getAll('model')
+  const model = fromQuery.length > 0 ? fromQuery[0] : field('model') ?? ''
   if (model === '') return sendError(ex, 400, 'model is required', { middleware: true })
   if (!/name="file"/.test(text)) return sendError(ex, 400, 'file is required: http: no such file', { middleware: true })
   if (findModel(ex, model) === undefined) return sendError(ex, 404, `model '${model}' not found`)

@@ -110,6 +110,7 @@ test('a generate-only key with an allowlist sees and shows its models in both di
 function withModel (spec: RouteSpec, model: string): { path: string, init: RequestInit } {
   const { path, init } = sampleRequest(spec)
   if (spec.model === 'param') return { path: path.replace('llama3.2', encodeURIComponent(model)), init }
+  if (spec.model === 'multipart') return { path, init: { ...init, body: String(init.body).replace('whisper', model) } }
   const body = JSON.parse(String(init.body)) as Record<string, unknown>
   if (spec.model === 'copy') body.destination = model
   else if ('name' in body) body.name = model

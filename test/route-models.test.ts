@@ -6,7 +6,7 @@ import { routeTable } from '../routes/route-table.js'
 // Every Ollama route whose handler runs or manages a model (server/routes.go GenerateRoutes and
 // the middleware in front of it), with where its model comes from. Routes not listed here
 // (listings, version, blobs, account and web routes) name no model and must not claim one.
-const modelRoutes: Array<{ route: string, source: string, todo?: string }> = [
+const modelRoutes: Array<{ route: string, source: string }> = [
   { route: 'POST /api/show', source: 'body' },
   { route: 'POST /api/chat', source: 'body' },
   { route: 'POST /api/generate', source: 'body' },
@@ -18,9 +18,7 @@ const modelRoutes: Array<{ route: string, source: string, todo?: string }> = [
   { route: 'POST /v1/responses', source: 'body' },
   { route: 'GET /v1/models/:model', source: 'param' },
   { route: 'POST /v1/messages', source: 'body' },
-  // TODO(multipart helper): the multipart reader adds this route's model source (form field or
-  // ?model=); the coordinator drops this `todo` when merging that branch.
-  { route: 'POST /v1/audio/transcriptions', source: 'multipart', todo: 'model source added by the multipart helper' },
+  { route: 'POST /v1/audio/transcriptions', source: 'multipart' },
   { route: 'POST /api/pull', source: 'pull' },
   { route: 'POST /api/push', source: 'push' },
   { route: 'POST /api/create', source: 'create' },
@@ -33,8 +31,8 @@ const fieldsOf: Record<string, string[]> = { body: ['model'], pull: ['model'], p
 
 test('every route that runs or manages a model declares where its model comes from', async (t) => {
   const ollamaRoutes = routeTable.filter(r => !r.path.startsWith('/sys/'))
-  for (const { route, source, todo } of modelRoutes) {
-    await t.test(route, { todo }, () => {
+  for (const { route, source } of modelRoutes) {
+    await t.test(route, () => {
       const spec = ollamaRoutes.find(r => `${r.method} ${r.path}` === route)
       assert.ok(spec !== undefined, `${route} is in the route table`)
       assert.equal(spec.model, source, `${route} model source`)

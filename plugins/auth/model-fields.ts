@@ -8,9 +8,11 @@ import { modelAllowed, type ModelPattern, type NameReading } from './model-names
  * - `push`: `model`, else `name`, taken literally (PushHandler);
  * - `create`: `model`, else `name`, literally, plus `from` read as a request (server/create.go);
  * - `copy`: `source` and `destination`, literally (CopyHandler);
- * - `param`: the `:model` path parameter, read as a request (/v1/models/:model).
+ * - `param`: the `:model` path parameter, read as a request (/v1/models/:model);
+ * - `multipart`: every value named `model` in the query and the form, Ollama's pick first, read
+ *   as a request (middleware/openai.go TranscriptionMiddleware; plugins/http/body.ts MultipartBody).
  */
-export type ModelField = 'body' | 'pull' | 'push' | 'copy' | 'create' | 'param'
+export type ModelField = 'body' | 'pull' | 'push' | 'copy' | 'create' | 'param' | 'multipart'
 
 /** One model a request acts on, with the reading Ollama gives its name on that route. */
 export interface NamedModel { name: string, reading: NameReading }
@@ -35,6 +37,7 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
     // A model made `from` another one must not launder a model the key may not use.
     case 'create': return [...modelOrName('literal'), ...named(fields.from, 'request')]
     case 'param': return named((params as Record<string, unknown> | undefined)?.model, 'request')
+    case 'multipart': return (Array.isArray(fields.formModels) ? fields.formModels : []).flatMap(value => named(value, 'request'))
     default: return []
   }
 }

@@ -53,6 +53,14 @@ export interface ProxyConfig {
     port: number
     bodyLimit: number
     uploadLimit: number | null
+    /** Bytes of a multipart /v1/audio/transcriptions body, buffered to read its model. */
+    transcriptionLimit: number
+    /** Bytes of request bodies all requests together may hold; past it, 503. */
+    maxBodyBytesInFlight: number
+    /** Time to receive a buffered body; for streamed uploads, the longest pause between bytes. */
+    bodyTimeoutMs: number
+    /** Open client connections; a request on a connection past it gets 503 and the connection closes. */
+    maxConnections: number
     headersTimeoutMs: number
     drainTimeoutMs: number
     trustProxy: boolean | string | string[]
@@ -178,6 +186,7 @@ function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
   checkTokens(auth, file)
 
   const server = data.server ?? {}
+  const bodyLimit = server.body_limit ?? 100 * 1024 * 1024
   return {
     file,
     auth,
@@ -197,8 +206,13 @@ function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
     server: {
       host: server.host ?? '0.0.0.0',
       port: server.port ?? 8080,
-      bodyLimit: server.body_limit ?? 100 * 1024 * 1024,
+      bodyLimit,
       uploadLimit: server.upload_limit ?? null,
+      // Ollama parses the form with 25 MiB of memory (middleware/openai.go, ParseMultipartForm(25 << 20)).
+      transcriptionLimit: server.transcription_limit ?? 25 * 1024 * 1024,
+      maxBodyBytesInFlight: server.max_body_bytes_in_flight ?? 4 * bodyLimit,
+      bodyTimeoutMs: seconds(server.body_timeout, 60),
+      maxConnections: server.max_connections ?? 2048,
       headersTimeoutMs: seconds(server.headers_timeout, 30),
       drainTimeoutMs: seconds(server.drain_timeout, 30),
       trustProxy: server.trust_proxy ?? false

@@ -60,6 +60,10 @@ export const ConfigSchema = Type.Object({
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     body_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes' })),
     upload_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes' })),
+    transcription_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes of a multipart transcription upload' })),
+    max_body_bytes_in_flight: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes of request bodies held at once' })),
+    body_timeout: Type.Optional(Seconds('seconds a client has to send a buffered body (longest pause in a streamed upload)')),
+    max_connections: Type.Optional(Type.Integer({ minimum: 1, description: 'open client connections' })),
     headers_timeout: Type.Optional(Seconds('seconds for a client to send its request headers')),
     drain_timeout: Type.Optional(Type.Number({ minimum: 0 })),
     trust_proxy: Type.Optional(Type.Union([Type.Boolean(), Type.String(), Type.Array(Type.String())]))

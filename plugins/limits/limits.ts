@@ -23,7 +23,8 @@ const requestsKey = (name: string) => `rpm:${name}`
 /**
  * A key's `limits` from the config: requests per minute, tokens per minute (every answer is
  * charged after it streams, see usage.ts; a spent window refuses up front, refuseWhenTokensSpent)
- * and concurrent requests. Over a limit: 429 in dialect with Retry-After and RateLimit-* headers. Keys without limits pay one property check.
+ * and concurrent requests, checked before the body is read. Over a limit: 429 in dialect with
+ * Retry-After and RateLimit-* headers. Keys without limits pay one property check.
  */
 export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) {
   const windows = options.windows ?? new MemoryWindows()
@@ -58,8 +59,8 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
     }
   }
 
-  // preHandler: after auth and body validation, so only requests that would reach Ollama count.
-  fastify.addHook('preHandler', function enforceKeyLimits (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+  // onRequest, right after auth: a refused request never uploads its body first.
+  fastify.addHook('onRequest', function enforceKeyLimits (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     const limits = request.apiKey?.limits
     if (limits === undefined || (limits.requestsPerMinute === null && limits.tokensPerMinute === null && limits.concurrent === null)) {
       done()

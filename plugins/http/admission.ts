@@ -1,0 +1,82 @@
+import fp from 'fastify-plugin'
+import type { Socket } from 'node:net'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { BUSY_RETRY_AFTER_SECONDS, ByteBudget } from './body-reader.js'
+import { rememberReply } from './body.js'
+import { sendError } from './error-shapes.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Bytes of request bodies held by the whole process (`server.max_body_bytes_in_flight`). */
+    bodyBudget: ByteBudget
+  }
+}
+
+/** An unread body up to this size is read and dropped so the connection can be reused; a larger one closes it. */
+export const DRAIN_CAP_BYTES = 64 * 1024
+
+const kOverCapacity = Symbol('overCapacity')
+type CountedSocket = Socket & { [kOverCapacity]?: boolean }
+
+/** True when the client still has body bytes the proxy has not read (and now never will). */
+function bodyLeftUnread (request: FastifyRequest): boolean {
+  const raw = request.raw
+  if (raw.complete || raw.readableEnded) return false
+  if (raw.headers['transfer-encoding'] !== undefined) return true
+  const declared = Number(raw.headers['content-length'] ?? 0)
+  if (!(declared > 0)) return false
+  // Node drops an unread body after the answer; only a small one is worth keeping the connection for.
+  return declared > DRAIN_CAP_BYTES || raw.readableFlowing === false || raw.listenerCount('data') > 0
+}
+
+/**
+ * Nothing is spent before a request is admitted. Fastify's root parsers are removed (a route
+ * without its own parser never reads a body), unknown paths are answered 404 in onRequest, open
+ * connections are capped (`server.max_connections`, then 503 and the connection closes), and any
+ * answer that leaves a body unread closes the connection instead of reading it. `100 Continue` is
+ * sent only to admitted requests.
+ * Registered after CORS (so refusals carry CORS headers) and before auth.
+ */
+export default fp(async function admissionPlugin (fastify) {
+  const { maxConnections, maxBodyBytesInFlight } = fastify.config.server
+  fastify.decorate('bodyBudget', new ByteBudget(maxBodyBytesInFlight))
+
+  fastify.removeAllContentTypeParsers()
+  // Routes outside the route table's scopes (health, metrics, 405 answers) take no body: never read it.
+  fastify.addContentTypeParser('*', (_request, _payload, done) => { done(null, undefined) })
+
+  let open = 0
+  fastify.server.on('connection', (socket: CountedSocket) => {
+    open++
+    if (open > maxConnections) socket[kOverCapacity] = true
+    socket.once('close', () => { open-- })
+  })
+
+  fastify.addHook('onRequest', function admit (request: FastifyRequest, reply: FastifyReply, done) {
+    rememberReply(request, reply)
+    if ((request.raw.socket as CountedSocket | null)?.[kOverCapacity] === true) {
+      reply.header('connection', 'close').header('retry-after', String(BUSY_RETRY_AFTER_SECONDS))
+      sendError(request, reply, 503, `the proxy has ${maxConnections} open connections, its limit; retry shortly`)
+      return
+    }
+    if (request.is404) {
+      sendError(request, reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`)
+      return
+    }
+    done()
+  })
+
+  // Node answers `Expect: 100-continue` at once by default, inviting the upload before the key is
+  // checked. Here the request goes through the hooks first; the invitation is sent only once the
+  // request is admitted and its body is about to be read (preParsing).
+  fastify.server.on('checkContinue', (request, response) => { fastify.server.emit('request', request, response) })
+  fastify.addHook('preParsing', function inviteBody (request, reply, payload, done) {
+    if (request.headers.expect?.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
+    done(null, payload)
+  })
+
+  fastify.addHook('onSend', function closeUnreadBodies (request, reply, payload, done) {
+    if (bodyLeftUnread(request)) reply.header('connection', 'close')
+    done(null, payload)
+  })
+}, { name: 'admission', fastify: '5.x', dependencies: ['config', 'errors'] })
