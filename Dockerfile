@@ -1,4 +1,5 @@
 # syntax=docker/dockerfile:1
+# Node 24 LTS (package.json engines: >=20.19, which every dependency accepts).
 # Build stage: compile TypeScript with the dev dependencies.
 FROM node:24-alpine AS build
 WORKDIR /app

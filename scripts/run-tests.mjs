@@ -1,7 +1,8 @@
 // Node 20's test runner does not expand globs, so the test files are found here.
-import { readdirSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
-import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 
 const root = new URL('../test/', import.meta.url).pathname
 const only = process.argv.slice(2)
@@ -17,8 +18,34 @@ if (files.length === 0) {
   process.exit(1)
 }
 
-const reporter = process.env.CI ? 'spec' : 'spec'
+// The spec reporter on stdout as usual (CI reads its closing lines); skipped tests go to a file
+// through our reporter, and one line after everything names them and why.
+const skipDir = mkdtempSync(join(tmpdir(), 'ollama-proxy-test-skips-'))
+const skipFile = join(skipDir, 'skips.jsonl')
 const result = spawnSync(process.execPath, [
-  '--import', 'tsx', '--test', `--test-reporter=${reporter}`, '--test-concurrency=2', '--test-timeout=60000', ...files
+  '--import', 'tsx', '--test',
+  '--test-reporter=spec', '--test-reporter-destination=stdout',
+  `--test-reporter=${new URL('./skip-reporter.mjs', import.meta.url).href}`, `--test-reporter-destination=${skipFile}`,
+  '--test-concurrency=2', '--test-timeout=60000', ...files
 ], { stdio: 'inherit' })
+console.log(summariseSkips(skipFile))
+rmSync(skipDir, { recursive: true, force: true })
 process.exit(result.status ?? 1)
+
+/** One line: how many tests were skipped, grouped by test file and reason. */
+function summariseSkips (file) {
+  let lines = []
+  try {
+    lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).map(line => JSON.parse(line))
+  } catch {
+    return 'skipped tests: unknown (the skip report was not written)'
+  }
+  if (lines.length === 0) return 'skipped tests: none'
+  const groups = new Map()
+  for (const { file: testFile, reason } of lines) {
+    const key = `${basename(testFile || 'unknown')}: ${reason}`
+    groups.set(key, (groups.get(key) ?? 0) + 1)
+  }
+  const parts = [...groups].map(([key, count]) => `${count} in ${key}`)
+  return `skipped tests: ${lines.length} (${parts.join('; ')}); the full suite needs the Debian packages chromium and redis-server`
+}

@@ -7,6 +7,17 @@ export const REDACTED_PATHS = [
   'headers.authorization', 'headers["x-api-key"]', 'headers.cookie'
 ]
 
+/** The parts of pino's stdout streams (sonic-boom, or the pretty transport's thread-stream) used at exit. */
+interface ProcessOutput extends DestinationStream {
+  flush?: (callback?: (err?: Error) => void) => void
+  flushSync?: () => void
+}
+const processOutputs = new WeakMap<Logger, ProcessOutput>()
+
+/**
+ * The process logger writes to stdout: pretty (pino-pretty, in a worker) when stdout is a
+ * terminal, JSON lines otherwise. With `destination`, JSON lines go there instead (tests).
+ */
 export function createLogger (level: string, destination?: DestinationStream): Logger {
   const options = {
     level,
@@ -16,11 +27,57 @@ export function createLogger (level: string, destination?: DestinationStream): L
     serializers: { err: serializeError }
   }
   if (destination !== undefined) return pino(options, destination)
-  if (process.stdout.isTTY) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } })
-  }
-  // Asynchronous writes keep logging off the request path; flushed on shutdown.
-  return pino(options, pino.destination({ dest: 1, sync: false }))
+  const output: ProcessOutput = process.stdout.isTTY
+    ? pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', destination: 1 } })
+    // Asynchronous writes keep logging off the request path; flushed on shutdown.
+    : pino.destination({ dest: 1, sync: false })
+  const logger = pino(options, output)
+  processOutputs.set(logger, output)
+  return logger
+}
+
+/**
+ * Before the process exits: waits up to `timeoutMs` for queued log lines to reach stdout, then
+ * lets go of stdout. pino flushes its stream synchronously on exit, and sonic-boom retries a
+ * failed synchronous write forever: with stdout's reader gone (EPIPE) or stuck (a full pipe)
+ * the process would never end. A logger made with a destination is left alone.
+ */
+export async function flushLogOutput (logger: Logger, timeoutMs: number): Promise<void> {
+  const output = processOutputs.get(logger)
+  if (output === undefined) return
+  await new Promise<void>(resolve => {
+    const timer = setTimeout(resolve, timeoutMs)
+    const done = () => { clearTimeout(timer); resolve() }
+    const boom = output as ProcessOutput & SonicBoomState
+    if (typeof boom._writing === 'boolean') {
+      // sonic-boom's flush() calls back at once while a write is still under way: wait for its end.
+      if (!boom._writing && boom._len === 0) done()
+      else {
+        boom.once('drain', done)
+        boom.once('error', done)
+      }
+      return
+    }
+    try {
+      output.flush?.(done)
+    } catch {
+      done()
+    }
+  })
+  releaseLogOutput(logger)
+}
+
+/** sonic-boom's own fields: a write under way, and bytes not yet written. */
+interface SonicBoomState {
+  _writing?: boolean
+  _len?: number
+  once: (event: string, listener: () => void) => void
+}
+
+/** Makes the exit-time synchronous flush of the logger's stdout stream a no-op (see flushLogOutput). */
+export function releaseLogOutput (logger: Logger): void {
+  const output = processOutputs.get(logger)
+  if (output !== undefined) output.flushSync = () => {}
 }
 
 /**

@@ -5,19 +5,55 @@ import app, { serverOptions } from './app.js'
 import { createLogger } from './logger.js'
 import { ConfigError, loadConfig, shortTokenFields, type ProxyConfig } from '../plugins/config/config-loader.js'
 import { handleShutdownSignals } from './shutdown.js'
+import { withoutCredentials } from '../plugins/upstream/upstream-pool.js'
 
-function readConfig (): { config: ProxyConfig, created: string | undefined } {
-  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false })
-  const path = values.config ?? (process.env.OLLAMA_PROXY_CONFIG || undefined)
+export const USAGE = `Usage: ollama-proxy [--config <file>]
+       ollama-proxy keys add|list|revoke ...   (ollama-proxy keys --help)
+
+  -c, --config <file>   the config file (default: config/config.yaml in the installation,
+                        or the env OLLAMA_PROXY_CONFIG)
+  -h, --help            show this help
+`
+
+/** Exit status for a command line the program does not understand (as getopt tools do). */
+export const EXIT_USAGE = 2
+
+function readArguments (): { config: string | undefined } {
+  try {
+    const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false })
+    if (values.help === true) {
+      process.stdout.write(USAGE)
+      process.exit(0)
+    }
+    return { config: values.config }
+  } catch (err) {
+    // parseArgs says what was wrong (unknown option, missing value); the usage says what is right.
+    process.stderr.write(`ollama-proxy: ${(err as Error).message}\n${USAGE}`)
+    process.exit(EXIT_USAGE)
+  }
+}
+
+function readConfig (path: string | undefined): { config: ProxyConfig, created: string | undefined } {
   let created: string | undefined
   const config = loadConfig({ path, createIfMissing: true, onCreated: file => { created = file } })
   return { config, created }
 }
 
+/** One line for the errors a user causes and fixes outside the proxy; a stack for anything else. */
+function describeListenError (err: unknown, config: ProxyConfig): string | undefined {
+  const code = (err as { code?: unknown }).code
+  const address = `${config.server.host}:${config.server.port}`
+  if (code === 'EADDRINUSE') return `${address} is already in use: stop the other program or choose another port (server.port in ${config.file}, or PORT)`
+  if (code === 'EACCES') return `not allowed to listen on ${address}: ports below 1024 need privileges; choose another port (server.port, or PORT)`
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return `cannot listen on ${address}: no such address on this machine (server.host, or HOST)`
+  return undefined
+}
+
 async function main (): Promise<void> {
+  const args = readArguments()
   let loaded: ReturnType<typeof readConfig>
   try {
-    loaded = readConfig()
+    loaded = readConfig(args.config ?? (process.env.OLLAMA_PROXY_CONFIG || undefined))
   } catch (err) {
     // Plain text on stderr: the logger's level and format come from the file that failed.
     console.error(`ollama-proxy: ${err instanceof ConfigError ? err.message : String(err)}`)
@@ -34,14 +70,22 @@ async function main (): Promise<void> {
 
   const server = Fastify(serverOptions(config, logger))
   await server.register(fp(app), { config, watchConfig: true })
-  handleShutdownSignals(server, { drainTimeoutMs: config.server.drainTimeoutMs })
-  await server.listen({ host: config.server.host, port: config.server.port })
+  handleShutdownSignals(server, { drainTimeoutMs: config.server.drainTimeoutMs, logger })
+  try {
+    await server.listen({ host: config.server.host, port: config.server.port })
+  } catch (err) {
+    const line = describeListenError(err, config)
+    if (line === undefined) throw err
+    console.error(`ollama-proxy: ${line}`)
+    process.exit(1)
+  }
   logger.info({
     address: server.addresses().map(a => typeof a === 'string' ? a : `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`),
     config: config.file,
-    upstreams: config.service.upstreams.map(u => u.url),
+    upstreams: config.service.upstreams.map(u => withoutCredentials(u.url)),
     keys: server.keyRing.size
   }, 'ollama-proxy ready')
+  server.upstreams.watchReachability()
 }
 
 main().catch((err: unknown) => {

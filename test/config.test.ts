@@ -38,7 +38,9 @@ test('bad files are refused with the file, the field and what was expected', () 
   rejects('auth: [', /invalid YAML/)
   rejects('', /empty/)
   rejects('auth:\n  generate_tokens: "abc"\n', /auth\.generate_tokens: expected to be array/)
-  rejects(good + 'server:\n  port: "eighty"\n', /server\.port: expected to be integer/)
+  rejects(good + 'server:\n  port: "eighty"\n', /server\.port: expected a port number from 0 to 65535/)
+  rejects(good + 'log:\n  level: verbose\n', /log\.level: expected one of fatal, error, warn, info, debug, trace, silent; got "verbose"/)
+  rejects('auth:\n  keys: [{ name: a, key: a-real-secret-0123456789, scopes: [gen] }]\n', /auth\.keys\.0\.scopes\.0: expected one of generate, models:read, models:admin; got "gen"/)
   rejects(good.replace('http://localhost:11434', 'ftp://x'), /service\.base_url: expected an http\(s\) URL/)
   rejects(good.replace('http://localhost:11434', 'localhost:11434'), /service\.base_url: expected an http\(s\) URL/)
   rejects(good + 'servce:\n  port: 1\n', /servce: unknown key/)
@@ -50,8 +52,8 @@ test('bad files are refused with the file, the field and what was expected', () 
 test('no token at all, or the README\'s placeholder tokens, are refused', () => {
   rejects('auth: {}\n', /no token configured/)
   rejects('auth:\n  generate_tokens: []\n', /no token configured/)
-  rejects('auth:\n  generate_tokens: ["your-generate-token-1"]\n', /example token/)
-  rejects('auth:\n  model_tokens: ["change-me-model-token"]\n', /auth\.model_tokens\.0: this is the documentation's example token/)
+  rejects('auth:\n  generate_tokens: ["your-generate-token-1"]\n', /this is a placeholder/)
+  rejects('auth:\n  model_tokens: ["change-me-model-token"]\n', /auth\.model_tokens\.0: this is a placeholder from the documentation/)
   rejects('auth:\n  generate_tokens: ["sha256:abc"]\n', /64 hex digits/)
 })
 
@@ -66,26 +68,23 @@ test('environment overrides PORT, HOST, OLLAMA_BASE_URL and LOG_LEVEL', () => {
   assert.equal(config.server.host, '127.0.0.1')
   assert.equal(config.service.upstreams[0].url, 'http://ollama:11434')
   assert.equal(config.log.level, 'warn')
-  assert.throws(() => parseConfig(good, 'c.yaml', { PORT: 'abc' }), /server\.port/)
-  assert.throws(() => parseConfig(good, 'c.yaml', { OLLAMA_BASE_URL: 'nope' }), /service\.base_url/)
+  assert.throws(() => parseConfig(good, 'c.yaml', { PORT: 'abc' }), /environment variable PORT="abc": expected a port number/)
+  assert.throws(() => parseConfig(good, 'c.yaml', { OLLAMA_BASE_URL: 'nope' }), /environment variable OLLAMA_BASE_URL="nope"/)
 })
 
 test('a missing default file is created with fresh random tokens, mode 0600', () => {
   const dir = mkdtempSync(join(tmpdir(), 'proxy-config-'))
-  const previous = process.cwd()
-  process.chdir(dir)
-  try {
+  const defaultPath = join(dir, 'config/config.yaml')
+  {
     let created = ''
-    const config = loadConfig({ createIfMissing: true, env: {}, onCreated: file => { created = file } })
-    assert.equal(created, join(dir, 'config/config.yaml'))
+    const config = loadConfig({ createIfMissing: true, env: {}, defaultPath, onCreated: file => { created = file } })
+    assert.equal(created, defaultPath)
     assert.equal(statSync(created).mode & 0o777, 0o600)
     assert.equal(config.auth.generateTokens.length, 1)
     assert.ok(config.auth.generateTokens[0].length >= 32)
     assert.notEqual(config.auth.generateTokens[0], config.auth.modelTokens[0])
-    const again = loadConfig({ createIfMissing: true, env: {} })
+    const again = loadConfig({ createIfMissing: true, env: {}, defaultPath })
     assert.deepEqual(again.auth, config.auth, 'the second start reads the same file')
-  } finally {
-    process.chdir(previous)
   }
   assert.throws(() => loadConfig({ path: join(dir, 'missing.yaml'), createIfMissing: true }), /config file not found/)
 })
@@ -105,7 +104,7 @@ test('the server exits non-zero with a readable message on a bad config', async 
 
 test('config.example.yaml documents a valid config', () => {
   const text = readFileSync('config/config.example.yaml', 'utf8')
-  assert.throws(() => parseConfig(text, 'example'), /example token/, 'its tokens are placeholders, so it cannot run as is')
+  assert.throws(() => parseConfig(text, 'example'), /this is a placeholder/, 'its tokens are placeholders, so it cannot run as is')
   const usable = text.replaceAll(/change-me-[a-z]+-token/g, 'a-real-secret-token-0123456789')
   const config = parseConfig(usable, 'example')
   assert.ok(config.auth.keys.length > 0)

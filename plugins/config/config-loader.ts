@@ -1,17 +1,50 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Compile } from 'typebox/compile'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { ConfigSchema, type ConfigFile, type NamedKeyConfig } from './config-schema.js'
 
+/** The default config file, relative to the package root (not to the shell's folder). */
 export const DEFAULT_CONFIG_PATH = 'config/config.yaml'
+
+/**
+ * The folder holding the proxy's package.json, found from this module's own location, so the
+ * default config is the installation's whatever folder the process starts in (works from the
+ * sources under tsx and from dist/ alike).
+ */
+export function packageRoot (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir)
+    if (parent === dir) return process.cwd()
+    dir = parent
+  }
+  return dir
+}
+
+/** Absolute path of the default config file: `<package root>/config/config.yaml`. */
+export function defaultConfigPath (): string {
+  return join(packageRoot(), DEFAULT_CONFIG_PATH)
+}
 
 // Tokens printed in the README and the example file: publicly known, so never accepted.
 export const PLACEHOLDER_TOKENS = new Set([
   'your-generate-token-1', 'your-generate-token-2', 'your-model-token-1', 'your-model-token-2',
-  'change-me-generate-token', 'change-me-model-token', 'change-me-metrics-token', 'change-me-named-token', 'change-me'
+  'change-me-generate-token', 'change-me-model-token', 'change-me-metrics-token', 'change-me-named-token', 'change-me',
+  'changeme', 'secret', 'token', 'password', 'your-token', 'your-key', 'your-api-key', 'api-key', 'xxx'
 ])
+
+/**
+ * A token the documentation shows instead of a real one: the list above (any case), anything
+ * starting with "change-me"/"changeme"/"your-", and any `<...>` slot such as `<secret>`,
+ * `<a generate token>` or `sha256:<64 hex>`.
+ */
+export function isPlaceholderToken (token: string): boolean {
+  const lower = token.trim().toLowerCase()
+  return PLACEHOLDER_TOKENS.has(lower) || /^(change-?me|your-)/.test(lower) || /<[^<>]*>/.test(lower)
+}
 
 /**
  * One Ollama host. `url` is the origin only (safe to log); a path in the configured URL (Ollama
@@ -84,12 +117,14 @@ export interface LoadOptions {
   /** create the default file with fresh tokens when it does not exist (only for the default path) */
   createIfMissing?: boolean
   onCreated?: (file: string) => void
+  /** the default file when `path` is undefined; defaultConfigPath() unless given (tests) */
+  defaultPath?: string
 }
 
 export function loadConfig (options: LoadOptions = {}): ProxyConfig {
   const env = options.env ?? process.env
   const explicit = options.path !== undefined
-  const file = resolve(options.path ?? DEFAULT_CONFIG_PATH)
+  const file = options.path !== undefined ? resolve(options.path) : (options.defaultPath ?? defaultConfigPath())
   if (!existsSync(file)) {
     if (explicit || options.createIfMissing !== true) {
       throw new ConfigError(`${file}: config file not found`)
@@ -111,16 +146,22 @@ export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv 
   if (data === null || data === undefined) {
     throw new ConfigError(`${file}: the file is empty; expected a mapping with an "auth" section`)
   }
-  applyEnvOverrides(data, env)
+  const fromEnv = applyEnvOverrides(data, env)
   if (!validator.Check(data)) {
-    const first = validator.Errors(data)[0]
-    throw new ConfigError(`${file}: ${describeSchemaError(first)}`)
+    const errors = validator.Errors(data) as SchemaError[]
+    const field = fieldOf(errors[0])
+    const variable = fromEnv.get(field)
+    // A bad value from the environment is the variable's fault, not the file's.
+    if (variable !== undefined) throw new ConfigError(`environment variable ${variable}=${JSON.stringify(env[variable])}: ${describeSchemaError(errors, data).replace(/^[^:]*: /, '')}`)
+    throw new ConfigError(`${file}: ${describeSchemaError(errors, data)}`)
   }
   return resolveConfig(data, file)
 }
 
-function applyEnvOverrides (data: unknown, env: NodeJS.ProcessEnv): void {
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) return
+/** Writes the env overrides into the parsed file; returns which field each variable set. */
+function applyEnvOverrides (data: unknown, env: NodeJS.ProcessEnv): Map<string, string> {
+  const fromEnv = new Map<string, string>()
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return fromEnv
   const root = data as Record<string, Record<string, unknown> | undefined>
   const section = (name: string): Record<string, unknown> => {
     const current = root[name]
@@ -131,20 +172,46 @@ function applyEnvOverrides (data: unknown, env: NodeJS.ProcessEnv): void {
     const service = section('service')
     service.base_url = env.OLLAMA_BASE_URL
     delete service.upstreams
+    fromEnv.set('service.base_url', 'OLLAMA_BASE_URL')
   }
-  if (env.HOST) section('server').host = env.HOST
+  if (env.HOST) {
+    section('server').host = env.HOST
+    fromEnv.set('server.host', 'HOST')
+  }
   if (env.PORT) {
-    const port = Number(env.PORT)
+    const port = /^\d+$/.test(env.PORT.trim()) ? Number(env.PORT) : NaN
     section('server').port = Number.isInteger(port) ? port : env.PORT
+    fromEnv.set('server.port', 'PORT')
   }
-  if (env.LOG_LEVEL) section('log').level = env.LOG_LEVEL
+  if (env.LOG_LEVEL) {
+    section('log').level = env.LOG_LEVEL
+    fromEnv.set('log.level', 'LOG_LEVEL')
+  }
+  return fromEnv
 }
 
 interface SchemaError { instancePath: string, schemaPath: string, message: string, keyword: string, params: Record<string, unknown> }
 
-function describeSchemaError (error: SchemaError | undefined): string {
+function fieldOf (error: SchemaError | undefined): string {
+  return error?.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(top level)'
+}
+
+function valueAt (data: unknown, instancePath: string): unknown {
+  let node = data
+  for (const part of instancePath.split('/').slice(1)) node = (node as Record<string, unknown> | undefined)?.[part]
+  return node
+}
+
+function describeSchemaError (errors: SchemaError[], data: unknown): string {
+  const error = errors[0]
   if (error === undefined) return 'invalid configuration'
-  const field = error.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(top level)'
+  const field = fieldOf(error)
+  // A union of literals (log.level, scopes) fails once per literal: name them all.
+  const here = errors.filter(e => e.instancePath === error.instancePath)
+  const allowed = here.filter(e => e.keyword === 'const').map(e => String(e.params.allowedValue))
+  if (allowed.length > 1 && here.every(e => e.keyword === 'const' || e.keyword === 'anyOf')) {
+    return `${field}: expected one of ${allowed.join(', ')}; got ${JSON.stringify(valueAt(data, error.instancePath))}`
+  }
   if (error.keyword === 'boolean' || error.keyword === 'additionalProperties') {
     return `${field}: unknown key; check its spelling against config/config.example.yaml`
   }
@@ -264,8 +331,8 @@ function checkTokens (auth: ProxyConfig['auth'], file: string): void {
     throw new ConfigError(`${file}: auth: no token configured; add at least one to auth.generate_tokens, auth.model_tokens or auth.keys`)
   }
   for (const [field, token] of all) {
-    if (PLACEHOLDER_TOKENS.has(token)) {
-      throw new ConfigError(`${file}: ${field}: this is the documentation's example token; replace it with a secret of your own (e.g. openssl rand -hex 32)`)
+    if (isPlaceholderToken(token)) {
+      throw new ConfigError(`${file}: ${field}: this is a placeholder from the documentation, not a secret; put a token of your own there (openssl rand -hex 32), or mint a named key with: npx ollama-proxy keys add NAME`)
     }
     if (token.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/i.test(token)) {
       throw new ConfigError(`${file}: ${field}: expected "sha256:" followed by 64 hex digits`)

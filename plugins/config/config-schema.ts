@@ -57,7 +57,7 @@ export const ConfigSchema = Type.Object({
   }, closed)),
   server: Type.Optional(Type.Object({
     host: Type.Optional(Type.String({ minLength: 1 })),
-    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'a port number from 0 to 65535' })),
     body_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes' })),
     upload_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes' })),
     transcription_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes of a multipart transcription upload' })),

@@ -161,6 +161,29 @@ export class UpstreamPool {
     }
   }
 
+  /**
+   * One host: requests always go to it (no routing to take it out of), but the log says when it
+   * cannot be reached: a warning at the first failed check (right after start when Ollama is not
+   * running), an info line when it answers again. Checked every health_interval until stop().
+   * Several hosts have their health checks (start) and log their own changes instead.
+   */
+  watchReachability (): void {
+    if (this.several) return
+    const host = this.hosts[0]
+    let reachable = true
+    const check = async () => {
+      const ok = await this.probe(host)
+      if (ok === reachable) return
+      reachable = ok
+      if (ok) this.log.info({ upstream: host.name, url: withoutCredentials(host.url) + host.basePath }, 'Ollama is reachable again')
+      else this.log.warn({ upstream: host.name, url: withoutCredentials(host.url) + host.basePath }, 'Ollama is unreachable: requests get 502 until it answers GET /api/version')
+    }
+    const timer = setInterval(() => { check().catch(ignoreFailure) }, this.settings.healthIntervalMs)
+    timer.unref()
+    this.timers.push(timer)
+    check().catch(ignoreFailure)
+  }
+
   async checkAll (): Promise<void> {
     await Promise.all(this.hosts.map(async host => {
       const ok = await this.probe(host)
@@ -289,6 +312,18 @@ function namesOf (document: unknown): Set<string> {
     if (typeof name === 'string') names.add(normaliseModel(name))
   }
   return names
+}
+
+/** An upstream URL fit for a log line: user and password removed. */
+export function withoutCredentials (url: string): string {
+  try {
+    const parsed = new URL(url)
+    parsed.username = ''
+    parsed.password = ''
+    return parsed.href.replace(/\/$/, '')
+  } catch {
+    return '(invalid URL)'
+  }
 }
 
 /** Background refreshes log nothing on failure: the next health check tells the story. */

@@ -1,0 +1,96 @@
+// The first start of a user, through the real process: a terminal, the README's placeholders,
+// the config found from any folder.
+import assert from 'node:assert/strict'
+import { cpSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { stringify } from 'yaml'
+import { ConfigError, isPlaceholderToken, parseConfig } from '../plugins/config/config-loader.js'
+import { startFakeOllama } from './fake-ollama.js'
+import { TOKENS } from './helper.js'
+import { nodeArgs, ROOT, spawnProcess, TSX_LOADER } from './proxy-process.js'
+
+function configFile (document: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-first-'))
+  const file = join(dir, 'config.yaml')
+  writeFileSync(file, stringify(document))
+  return file
+}
+
+const baseConfig = (ollama: string, extra: Record<string, unknown> = {}) => ({
+  auth: { generate_tokens: [TOKENS.generate] },
+  service: { base_url: ollama },
+  server: { host: '127.0.0.1', port: 0 },
+  ...extra
+})
+
+test('on a terminal, npm start logs pretty lines (pino-pretty is installed)', async (t) => {
+  const fake = await startFakeOllama()
+  t.after(async () => { await fake.close() })
+  const file = configFile(baseConfig(fake.url))
+  const command = [process.execPath, ...nodeArgs('src/server.ts', ['--config', file])].map(a => `'${a}'`).join(' ')
+  // script(1) gives the command a pseudo-terminal; its own stdout is our pipe.
+  const proxy = spawnProcess(t, 'script', ['-qfec', command, '/dev/null'], { cwd: ROOT, detached: true })
+  t.after(() => { try { process.kill(-proxy.child.pid!, 'SIGKILL') } catch {} })
+  const match = await proxy.waitFor(/INFO[^\n]*ollama-proxy ready/)
+  assert.doesNotMatch(proxy.output(), /unable to determine transport target/)
+  assert.doesNotMatch(match[0], /^\{"level"/, 'not a JSON line')
+  process.kill(-proxy.child.pid!, 'SIGTERM')
+  await proxy.exited
+})
+
+test('placeholders from the README and the example file are refused, naming the field', () => {
+  const cases: Array<[string, string]> = [
+    ['<secret>', 'auth.generate_tokens.0'],
+    ['<a generate token>', 'auth.generate_tokens.0'],
+    ['sha256:<64 hex>', 'auth.generate_tokens.0'],
+    ['sha256:<hex>', 'auth.generate_tokens.0'],
+    ['change-me-generate-token', 'auth.generate_tokens.0'],
+    ['CHANGEME', 'auth.generate_tokens.0'],
+    ['changeme-please-0123456789', 'auth.generate_tokens.0'],
+    ['your-generate-token-1', 'auth.generate_tokens.0'],
+    ['secret', 'auth.generate_tokens.0']
+  ]
+  for (const [token, field] of cases) {
+    assert.ok(isPlaceholderToken(token), token)
+    assert.throws(() => parseConfig(stringify({ auth: { generate_tokens: [token] } }), '/etc/p.yaml'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError)
+      assert.match(err.message, new RegExp(`^/etc/p\\.yaml: ${field.replaceAll('.', '\\.')}: this is a placeholder`), token)
+      return true
+    })
+  }
+  assert.throws(() => parseConfig(stringify({ auth: { generate_tokens: ['a-real-secret-0123456789'], model_tokens: ['<secret>'] } }), 'f'), /auth\.model_tokens\.0: this is a placeholder/)
+  assert.throws(() => parseConfig(stringify({ auth: { keys: [{ name: 'a', key: '<secret>', scopes: ['generate'] }] } }), 'f'), /auth\.keys\.0\.key: this is a placeholder/)
+  for (const real of ['a-real-secret-0123456789', 'sha256:' + 'ab'.repeat(32), 'olp_Zv8lF4kAgBZb82S6qlYNLc6K7wLDg5j6']) {
+    assert.equal(isPlaceholderToken(real), false, real)
+  }
+})
+
+test('the README seed with "<secret>" does not start', async (t) => {
+  const file = configFile({ auth: { generate_tokens: ['<secret>'], model_tokens: ['<secret>'] }, service: { base_url: 'http://127.0.0.1:1' } })
+  const proxy = spawnProcess(t, process.execPath, nodeArgs('src/server.ts', ['--config', file]))
+  const { code } = await proxy.exited
+  assert.equal(code, 1)
+  assert.match(proxy.output(), /auth\.generate_tokens\.0: this is a placeholder/)
+})
+
+test('started from another folder, the default config is the installation\'s, and its absolute path is logged', async (t) => {
+  // A copy of the package (sources, shared node_modules) stands for an installation.
+  const install = mkdtempSync(join(tmpdir(), 'proxy-install-'))
+  for (const part of ['src', 'plugins', 'routes', 'package.json', 'tsconfig.json']) cpSync(join(ROOT, part), join(install, part), { recursive: true })
+  symlinkSync(join(ROOT, 'node_modules'), join(install, 'node_modules'))
+  const elsewhere = mkdtempSync(join(tmpdir(), 'proxy-cwd-'))
+  const entry = join(install, 'src/server.ts')
+  const env = { ...process.env, OLLAMA_PROXY_CONFIG: '', HOST: '127.0.0.1', PORT: '0', OLLAMA_BASE_URL: 'http://127.0.0.1:1' }
+  const proxy = spawnProcess(t, process.execPath, ['--import', TSX_LOADER, entry], { cwd: elsewhere, env })
+  const created = join(install, 'config/config.yaml')
+  await proxy.waitFor(/ollama-proxy ready/)
+  assert.ok(existsSync(created), 'created next to the installation')
+  assert.equal(existsSync(join(elsewhere, 'config')), false, 'nothing created in the shell\'s folder')
+  assert.ok(proxy.output().includes(`"file":"${created}"`), 'the created file is named')
+  assert.ok(proxy.output().includes(`"config":"${created}"`), 'the ready line names the absolute path')
+  assert.match(readFileSync(created, 'utf8'), /generate_tokens/)
+  proxy.child.kill('SIGTERM')
+  assert.equal((await proxy.exited).code, 0)
+})
