@@ -194,3 +194,33 @@ test('per-host state in /readyz and /metrics', async (t) => {
   const down = await fetch(`${url}/readyz`)
   assert.equal(down.status, 503)
 })
+
+test('unnamed upstreams get neutral names by position: no address reaches /readyz, X-Ollama-Upstream or fan-out answers', async (t) => {
+  const fakes = [await startFakeOllama(), await startFakeOllama()]
+  t.after(async () => { for (const fake of fakes) await fake.close() })
+  const config = testConfig(fakes[0].url, { service: { upstreams: fakes.map(f => ({ url: f.url })), refresh_interval: 60 } })
+  assert.deepEqual(config.service.upstreams.map(u => u.name), ['host-1', 'host-2'])
+  const { url, app } = await startProxy(t, config)
+  await app.upstreams.refreshAll()
+  const ports = fakes.map(f => new URL(f.url).port)
+  const leaks = (text: string) => ports.some(port => text.includes(port)) || text.includes('127.0.0.1')
+
+  const ready = await fetch(`${url}/readyz`)
+  const readyText = await ready.text()
+  assert.deepEqual(JSON.parse(readyText).upstreams.map((h: { name: string }) => h.name), ['host-1', 'host-2'])
+  assert.ok(!leaks(readyText), readyText)
+
+  const chatted = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2') })
+  assert.equal(chatted.status, 200)
+  assert.match(chatted.headers.get('x-ollama-upstream') ?? '', /^host-[12]$/)
+  await chatted.arrayBuffer()
+
+  await fakes[1].close()
+  const deleted = await fetch(`${url}/api/delete`, { method: 'DELETE', headers: admin, body: '{"model":"llama3.2"}' })
+  assert.equal(deleted.headers.get('x-ollama-upstream'), 'host-1,host-2')
+  const deletedText = await deleted.text()
+  assert.match(deletedText, /host-2/, 'the failed host is named in the fan-out answer')
+  assert.ok(!leaks(deletedText), deletedText)
+
+  assert.throws(() => testConfig(fakes[0].url, { service: { upstreams: [{ url: fakes[0].url }, { url: fakes[1].url, name: 'host-1' }] } }), /distinct name.*host-1, host-2/)
+})
