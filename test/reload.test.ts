@@ -140,3 +140,19 @@ test('a watched change that fails validation is never applied: the old config st
   assert.equal(await status(OLD), 200)
   await waitUntil('the refusal to be logged', () => proxy.logs.lines.some(line => line.includes('config reload refused')))
 })
+
+test('a reload refuses a named key sharing a secret; a token in two seed lists is kept with a warning', async (t) => {
+  const { fake, file, proxy, status } = await setup(t)
+  writeFileSync(file, stringify({ auth: { generate_tokens: [NEW], keys: [{ name: 'new', key: NEW, scopes: ['generate'], models: ['qwen3*'] }] }, service: { base_url: fake.url } }))
+  assert.equal(proxy.app.reloadConfig('test'), false, 'refused: the named key would lose its allowlist')
+  assert.equal(await status(OLD), 200, 'the previous config stays')
+  assert.equal(await status(NEW), 401)
+
+  writeFileSync(file, stringify({ auth: { generate_tokens: [NEW], model_tokens: [NEW] }, service: { base_url: fake.url } }))
+  assert.equal(proxy.app.reloadConfig('test'), true)
+  assert.equal(await status(NEW), 200)
+  const pull = await fetch(`${proxy.url}/api/pull`, { method: 'POST', headers: { authorization: `Bearer ${NEW}` }, body: '{"model":"llama3.2","stream":false}' })
+  assert.equal(pull.status, 200, 'the token has the rights of both lists')
+  await pull.arrayBuffer()
+  await waitUntil('the warning', () => proxy.logs.entries().some(e => e.msg === 'the same token is in two seed lists: it gets the rights of both' && e.level === 40))
+})
