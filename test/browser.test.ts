@@ -121,8 +121,8 @@ async function requestLog (stack: Stack, expected: number): Promise<string[]> {
 if (!existsSync(CHROMIUM)) {
   test('browser: CORS and streaming through a real Chromium', { skip: `chromium not installed at ${CHROMIUM}` }, () => {})
 } else {
-  test('browser: CORS and streaming through a real Chromium', { timeout: 55_000 }, async (t) => {
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 40_000 })
+  test('browser: CORS and streaming through a real Chromium', { timeout: 240_000 }, async (t) => {
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 120_000 })
     t.after(async () => { await browser.close() })
 
     const pageOrigin = await startPageServer(t)

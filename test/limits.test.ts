@@ -85,31 +85,38 @@ test('concurrent requests: the slot after the limit is 429, and slots come back'
 })
 
 test('1,000 aborted requests leave every concurrency slot free', async (t) => {
-  const stack = await startStack(t, keyWith({ concurrent: 4 }))
+  // Five keys, each with four slots, run their rounds side by side: 5 x 50 rounds x 4 requests.
+  const lanes = Array.from({ length: 5 }, (_, i) => ({ name: `app${i}`, key: `${KEY}-lane${i}` }))
+  const stack = await startStack(t, {
+    auth: { generate_tokens: [], keys: lanes.map(lane => ({ name: lane.name, key: lane.key, scopes: ['generate'], limits: { concurrent: 4 } })) }
+  })
+  const slots = (name: string) => stack.app.concurrencySlots.count(name)
   let started = 0
-  for (let round = 0; round < 250; round++) {
-    const controllers = Array.from({ length: 4 }, () => new AbortController())
-    const calls = controllers.map(async (controller, i) => {
-      // Half leave before Ollama answers, half in the middle of the stream.
-      const fake = i % 2 === 0 ? { first_byte_delay_ms: 60_000 } : { chunks: 100, delay_ms: 50 }
-      const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat(fake, true), signal: controller.signal })
-      assert.equal(response.status, 200)
-      started++
-      await response.body?.getReader().read()
-    })
-    const streaming = calls.filter((_, i) => i % 2 === 1)
-    // Leave only once all four reached Ollama and the two streams have started.
-    await Promise.all([0, 1, 2, 3].map(async () => await stack.fake.waitForRequest('/api/chat')))
-    await Promise.all(streaming)
-    for (const controller of controllers) controller.abort()
-    const outcomes = await Promise.allSettled(calls)
-    for (const [i, outcome] of outcomes.entries()) {
-      if (i % 2 === 0) assert.equal(outcome.status, 'rejected', 'the waiting request ended by its abort')
+  await Promise.all(lanes.map(async lane => {
+    for (let round = 0; round < 50; round++) {
+      const controllers = Array.from({ length: 4 }, () => new AbortController())
+      const calls = controllers.map(async (controller, i) => {
+        // Half leave before Ollama answers, half in the middle of the stream.
+        const fake = i % 2 === 0 ? { first_byte_delay_ms: 60_000 } : { chunks: 100, delay_ms: 50 }
+        const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${lane.key}` }, body: chat(fake, true), signal: controller.signal })
+        assert.equal(response.status, 200)
+        started++
+        await response.body?.getReader().read()
+      })
+      // Leave only once all four hold a slot and the two streams have started.
+      await Promise.all(calls.filter((_, i) => i % 2 === 1))
+      await waitUntil(`${lane.name} round ${round}: four slots taken`, () => slots(lane.name) === 4)
+      for (const controller of controllers) controller.abort()
+      const outcomes = await Promise.allSettled(calls)
+      for (const [i, outcome] of outcomes.entries()) {
+        if (i % 2 === 0) assert.equal(outcome.status, 'rejected', 'the waiting request ended by its abort')
+      }
+      await waitUntil(`${lane.name} round ${round}: slots back`, () => slots(lane.name) === 0)
     }
-    await waitUntil(`round ${round}'s slots to come back`, () => stack.app.concurrencySlots.count('app') === 0)
-  }
+  }))
+  for (const lane of lanes) assert.equal(slots(lane.name), 0)
   assert.equal(started, 500, 'every streaming request had started before its client left')
-  const after = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
+  const after = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${lanes[0].key}` }, body: chat() })
   assert.equal(after.status, 200)
   await after.arrayBuffer()
 })
