@@ -18,6 +18,7 @@ if (files.length === 0) {
   process.exit(1)
 }
 
+// The timeout only catches a hang: tests wait for events, and a busy machine may run a file for minutes.
 // The spec reporter on stdout as usual (CI reads its closing lines); skipped tests go to a file
 // through our reporter, and one line after everything names them and why.
 const skipDir = mkdtempSync(join(tmpdir(), 'ollama-proxy-test-skips-'))
@@ -26,7 +27,7 @@ const result = spawnSync(process.execPath, [
   '--import', 'tsx', '--test',
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   `--test-reporter=${new URL('./skip-reporter.mjs', import.meta.url).href}`, `--test-reporter-destination=${skipFile}`,
-  '--test-concurrency=2', '--test-timeout=60000', ...files
+  '--test-concurrency=2', '--test-timeout=300000', ...files
 ], { stdio: 'inherit' })
 console.log(summariseSkips(skipFile))
 rmSync(skipDir, { recursive: true, force: true })

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { parseArgs } from 'node:util'
 import app, { serverOptions } from './app.js'
 import { createLogger } from './logger.js'
-import { ConfigError, loadConfig, shortTokenFields, type ProxyConfig } from '../plugins/config/config-loader.js'
+import { ConfigError, loadConfig, redactUrlCredentials, sharedSeedTokens, shortTokenFields, type ProxyConfig } from '../plugins/config/config-loader.js'
 import { handleShutdownSignals } from './shutdown.js'
 import { withoutCredentials } from '../plugins/upstream/upstream-pool.js'
 
@@ -56,7 +56,7 @@ async function main (): Promise<void> {
     loaded = readConfig(args.config ?? (process.env.OLLAMA_PROXY_CONFIG || undefined))
   } catch (err) {
     // Plain text on stderr: the logger's level and format come from the file that failed.
-    console.error(`ollama-proxy: ${err instanceof ConfigError ? err.message : String(err)}`)
+    console.error(`ollama-proxy: ${redactUrlCredentials(err instanceof ConfigError ? err.message : String(err))}`)
     process.exit(1)
   }
   const { config, created } = loaded
@@ -66,6 +66,9 @@ async function main (): Promise<void> {
   }
   for (const field of shortTokenFields(config)) {
     logger.warn({ field }, 'token shorter than 16 characters: easy to guess, use a longer one')
+  }
+  for (const fields of sharedSeedTokens(config)) {
+    logger.warn({ fields }, 'the same token is in two seed lists: it gets the rights of both')
   }
 
   const server = Fastify(serverOptions(config, logger))
@@ -89,6 +92,8 @@ async function main (): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error('ollama-proxy failed to start:', err)
+  // Errors from ioredis or the listener may quote a URL; its credentials never reach the terminal.
+  const detail = err instanceof Error ? (err.stack ?? err.message) : String(err)
+  console.error(`ollama-proxy failed to start: ${redactUrlCredentials(detail)}`)
   process.exit(1)
 })

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { sleep, startStack, TOKENS, type Stack } from './helper.js'
+import { startStack, TOKENS, waitUntil, type Stack } from './helper.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
@@ -105,18 +105,24 @@ function assertNoOriginForwarded (stack: Stack): void {
   }
 }
 
-/** The proxy's request log as `METHOD path status`, waiting briefly for lines written on socket close. */
+/**
+ * The proxy's request log as `METHOD path status`, once `expected` lines are there. A marker
+ * request from outside the browser is logged after every line already due (lines may be written
+ * on socket close), so a line too many shows too.
+ */
 async function requestLog (stack: Stack, expected: number): Promise<string[]> {
-  const read = () => stack.logs.requestLines().map(line => `${String(line.method)} ${String(line.path)} ${String(line.status)}`)
-  for (let i = 0; i < 50 && read().length < expected; i++) await sleep(20)
+  const read = () => stack.logs.requestLines().filter(line => line.reqId !== 'log-marker').map(line => `${String(line.method)} ${String(line.path)} ${String(line.status)}`)
+  await waitUntil(`${expected} request lines`, () => read().length >= expected)
+  await (await fetch(`${stack.url}/healthz`, { headers: { 'x-request-id': 'log-marker' } })).arrayBuffer()
+  await waitUntil('the marker line', () => stack.logs.requestLines().some(line => line.reqId === 'log-marker'))
   return read()
 }
 
 if (!existsSync(CHROMIUM)) {
   test('browser: CORS and streaming through a real Chromium', { skip: `chromium not installed at ${CHROMIUM}` }, () => {})
 } else {
-  test('browser: CORS and streaming through a real Chromium', { timeout: 30_000 }, async (t) => {
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 15_000 })
+  test('browser: CORS and streaming through a real Chromium', { timeout: 240_000 }, async (t) => {
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 120_000 })
     t.after(async () => { await browser.close() })
 
     const pageOrigin = await startPageServer(t)
@@ -225,7 +231,7 @@ if (!existsSync(CHROMIUM)) {
       assert.equal(result.ok, false, `the browser should refuse, got status ${String(result.status)}`)
       assert.equal(result.errorName, 'TypeError')
       assert.equal(stack.fake.count('/api/chat'), 0, 'Ollama saw no chat request')
-      await sleep(100) // a POST, had the browser sent one, would be logged by now
+      // A POST, had the browser sent one, was answered before the page saw the refusal: its line is due.
       assert.deepEqual(await requestLog(stack, 1), ['OPTIONS /api/chat 204'], 'only the preflight reached the proxy')
       assertNoOriginForwarded(stack)
     })

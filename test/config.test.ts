@@ -105,7 +105,9 @@ test('the server exits non-zero with a readable message on a bad config', async 
 test('config.example.yaml documents a valid config', () => {
   const text = readFileSync('config/config.example.yaml', 'utf8')
   assert.throws(() => parseConfig(text, 'example'), /this is a placeholder/, 'its tokens are placeholders, so it cannot run as is')
-  const usable = text.replaceAll(/change-me-[a-z]+-token/g, 'a-real-secret-token-0123456789')
+  let n = 0
+  // A secret of its own per entry: a named key may not share one (see secrets.test.ts).
+  const usable = text.replaceAll(/change-me-[a-z]+-token/g, () => `a-real-secret-token-0123456789-${n++}`)
   const config = parseConfig(usable, 'example')
   assert.ok(config.auth.keys.length > 0)
 })

@@ -884,9 +884,9 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
     count: (path, method) => state.requests.filter(r => r.path === path && (method === undefined || r.method === method)).length,
     last: path => state.requests.findLast(r => path === undefined || r.path === path),
     reset: () => { state.requests.length = 0 },
-    waitForRequest: (path, timeoutMs = 5000) =>
+    waitForRequest: (path, timeoutMs = 45_000) =>
       wait(state.arrivalWaiters, state.awaited, r => state.arrived.has(r), state.requests, path, timeoutMs, 'a request to'),
-    waitForEarlyClose: (path, timeoutMs = 5000) =>
+    waitForEarlyClose: (path, timeoutMs = 45_000) =>
       wait(state.closeWaiters, state.closeAwaited, r => r.closedEarly, state.requests, path, timeoutMs, 'an early close of'),
     close: async () => {
       for (const waiter of [...state.arrivalWaiters, ...state.closeWaiters]) {

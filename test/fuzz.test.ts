@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { routeTable } from '../routes/route-table.js'
-import { startStack, TOKENS } from './helper.js'
+import { startStack, TOKENS, waitUntil } from './helper.js'
 import { sampleRequest } from './samples.js'
 
 /** mulberry32: a tiny seeded PRNG, so a failing case can be replayed. */
@@ -91,10 +91,10 @@ test(`fuzz: ${REQUESTS} generated requests across all routes (seed ${SEED})`, as
 
   const health = await fetch(`${stack.url}/healthz`)
   assert.equal(health.status, 200, 'still healthy')
-  const chat = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.generate}` }, body: '{"model":"llama3.2","messages":[],"stream":false}' })
+  const chat = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.generate}`, 'x-request-id': 'fuzz-last' }, body: '{"model":"llama3.2","messages":[],"stream":false}' })
   assert.equal(chat.status, 200, 'still serving')
   await chat.arrayBuffer()
-  await new Promise(resolve => setTimeout(resolve, 100))
+  await waitUntil('every request to be logged', () => stack.logs.requestLines().length >= REQUESTS && stack.logs.requestLines().some(l => l.reqId === 'fuzz-last'))
   const text = stack.logs.text
   for (const secret of [TOKENS.generate, TOKENS.model, WRONG, WRONG.slice(0, 12)]) assert.ok(!text.includes(secret), 'no key in the logs')
   const errors = stack.logs.entries().filter(entry => Number(entry.level) >= 50)

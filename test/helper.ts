@@ -85,3 +85,15 @@ export async function jsonOf (response: Response): Promise<any> {
 }
 
 export const sleep = async (ms: number) => await new Promise(resolve => setTimeout(resolve, ms))
+
+/**
+ * Resolves once `check` holds, testing it again every few ms. No time budget of its own: a
+ * condition that never comes is caught by the test runner's timeout, not by a guess at how
+ * fast a busy machine is. `what` names the condition in that failure.
+ */
+export async function waitUntil (what: string, check: () => boolean | Promise<boolean>, signal?: AbortSignal): Promise<void> {
+  while (!(await check())) {
+    if (signal?.aborted === true) throw new Error(`gave up waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
-import { jsonOf, sleep, startStack } from './helper.js'
+import { test, type TestContext } from 'node:test'
+import { WINDOW_MS } from '../plugins/limits/key-limits.js'
+import { jsonOf, startStack, waitUntil } from './helper.js'
 
 const KEY = 'limited-key-000000000000000000000001'
 const auth = { authorization: `Bearer ${KEY}` }
@@ -9,10 +10,19 @@ function keyWith (limits: Record<string, number>) {
   return { auth: { generate_tokens: [], keys: [{ name: 'app', key: KEY, scopes: ['generate', 'models:read'], limits }] } }
 }
 
+/**
+ * Limits count in fixed minutes of Date.now(): the clock stands still one second into a minute for
+ * the test, so its requests all fall in one window however slow the machine (timers still run).
+ */
+function inOneWindow (t: TestContext): void {
+  t.mock.timers.enable({ apis: ['Date'], now: Math.floor(Date.now() / WINDOW_MS) * WINDOW_MS + 1000 })
+}
+
 const chat = (fake: Record<string, unknown> = {}, stream = false) =>
   JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream, fake })
 
 test('requests per minute: over the limit is 429 with Retry-After and RateLimit headers, in dialect', async (t) => {
+  inOneWindow(t)
   const stack = await startStack(t, keyWith({ requests_per_minute: 3 }))
   for (let i = 0; i < 3; i++) {
     const ok = await fetch(`${stack.url}/api/tags`, { headers: auth })
@@ -35,9 +45,8 @@ test('requests per minute: over the limit is 429 with Retry-After and RateLimit 
 })
 
 test('tokens per minute: counted from Ollama\'s figures, then 429 until the window turns', async (t) => {
+  inOneWindow(t)
   const stack = await startStack(t, keyWith({ tokens_per_minute: 20 }))
-  // Windows are fixed minutes: keep the three requests inside one.
-  if (Date.now() % 60_000 > 57_000) await sleep(3500)
   // The fake reports 11 prompt tokens and one completion token per chunk (3 by default).
   const first = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
   assert.equal(first.status, 200)
@@ -45,7 +54,8 @@ test('tokens per minute: counted from Ollama\'s figures, then 429 until the wind
   const second = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat({}, true) })
   assert.equal(second.status, 200)
   await second.arrayBuffer()
-  await sleep(20)
+  // The stream's counts are charged when the proxy has read its end, not when the client has.
+  await waitUntil('the key\'s window to be spent', async () => (await stack.app.limitWindows.peek('tpm:app', Date.now())) >= 20)
   const third = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
   assert.equal(third.status, 429)
   assert.equal(third.headers.get('ratelimit-limit'), '20')
@@ -58,7 +68,8 @@ test('concurrent requests: the slot after the limit is 429, and slots come back'
   const stack = await startStack(t, keyWith({ concurrent: 2 }))
   const slow = () => fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat({ first_byte_delay_ms: 600 }) })
   const running = [slow(), slow()]
-  await sleep(150)
+  // Both hold their slot once Ollama has them.
+  await Promise.all([stack.fake.waitForRequest('/api/chat'), stack.fake.waitForRequest('/api/chat')])
   const third = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
   assert.equal(third.status, 429)
   assert.equal(third.headers.get('retry-after'), '1')
@@ -67,32 +78,45 @@ test('concurrent requests: the slot after the limit is 429, and slots come back'
     assert.equal(response.status, 200)
     await response.arrayBuffer()
   }
-  await sleep(20)
+  await waitUntil('the slots to come back', () => stack.app.concurrencySlots.count('app') === 0)
   const after = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
   assert.equal(after.status, 200)
   await after.arrayBuffer()
 })
 
 test('1,000 aborted requests leave every concurrency slot free', async (t) => {
-  const stack = await startStack(t, keyWith({ concurrent: 4 }))
-  let accepted = 0
-  for (let round = 0; round < 250; round++) {
-    const controllers = Array.from({ length: 4 }, () => new AbortController())
-    const calls = controllers.map(async (controller, i) => {
-      // Half leave before Ollama answers, half in the middle of the stream.
-      const fake = i % 2 === 0 ? { first_byte_delay_ms: 5000 } : { chunks: 100, delay_ms: 50 }
-      const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat(fake, true), signal: controller.signal })
-      if (response.status === 200) accepted++
-      await response.body?.getReader().read()
-    })
-    await sleep(15)
-    for (const controller of controllers) controller.abort()
-    await Promise.allSettled(calls)
-    for (let wait = 0; wait < 100 && stack.app.concurrencySlots.count('app') > 0; wait++) await sleep(5)
-  }
-  assert.equal(stack.app.concurrencySlots.count('app'), 0)
-  assert.ok(accepted > 300, `${accepted} streams had started before their client left`)
-  const after = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: auth, body: chat() })
+  // Five keys, each with four slots, run their rounds side by side: 5 x 50 rounds x 4 requests.
+  const lanes = Array.from({ length: 5 }, (_, i) => ({ name: `app${i}`, key: `${KEY}-lane${i}` }))
+  const stack = await startStack(t, {
+    auth: { generate_tokens: [], keys: lanes.map(lane => ({ name: lane.name, key: lane.key, scopes: ['generate'], limits: { concurrent: 4 } })) }
+  })
+  const slots = (name: string) => stack.app.concurrencySlots.count(name)
+  let started = 0
+  await Promise.all(lanes.map(async lane => {
+    for (let round = 0; round < 50; round++) {
+      const controllers = Array.from({ length: 4 }, () => new AbortController())
+      const calls = controllers.map(async (controller, i) => {
+        // Half leave before Ollama answers, half in the middle of the stream.
+        const fake = i % 2 === 0 ? { first_byte_delay_ms: 60_000 } : { chunks: 100, delay_ms: 50 }
+        const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${lane.key}` }, body: chat(fake, true), signal: controller.signal })
+        assert.equal(response.status, 200)
+        started++
+        await response.body?.getReader().read()
+      })
+      // Leave only once all four hold a slot and the two streams have started.
+      await Promise.all(calls.filter((_, i) => i % 2 === 1))
+      await waitUntil(`${lane.name} round ${round}: four slots taken`, () => slots(lane.name) === 4)
+      for (const controller of controllers) controller.abort()
+      const outcomes = await Promise.allSettled(calls)
+      for (const [i, outcome] of outcomes.entries()) {
+        if (i % 2 === 0) assert.equal(outcome.status, 'rejected', 'the waiting request ended by its abort')
+      }
+      await waitUntil(`${lane.name} round ${round}: slots back`, () => slots(lane.name) === 0)
+    }
+  }))
+  for (const lane of lanes) assert.equal(slots(lane.name), 0)
+  assert.equal(started, 500, 'every streaming request had started before its client left')
+  const after = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${lanes[0].key}` }, body: chat() })
   assert.equal(after.status, 200)
   await after.arrayBuffer()
 })

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bearer, startStack, TOKENS } from './helper.js'
+import { bearer, startStack, TOKENS, waitUntil } from './helper.js'
 
 test('one log line per request with id, route, status, duration, key name, model and upstream timing', async (t) => {
   const stack = await startStack(t)
   const response = await fetch(`${stack.url}/api/generate`, { method: 'POST', headers: { ...bearer(TOKENS.generate), 'x-request-id': 'req-42' }, body: '{"model":"llama3.2","prompt":"hi","stream":false}' })
   assert.equal(response.status, 200)
   await response.arrayBuffer()
-  await new Promise(resolve => setTimeout(resolve, 50))
+  await waitUntil('the request line', () => stack.logs.requestLines().some(e => e.reqId === 'req-42'))
   const lines = stack.logs.entries().filter(e => e.reqId === 'req-42')
   assert.equal(lines.length, 1, JSON.stringify(lines))
   const [line] = lines
@@ -37,9 +37,9 @@ test('no token, right or wrong, ever reaches the log', async (t) => {
     }
   }
   await stack.fake.close()
-  const down = await fetch(`${stack.url}/api/tags`, { headers: bearer(TOKENS.generate) })
+  const down = await fetch(`${stack.url}/api/tags`, { headers: { ...bearer(TOKENS.generate), 'x-request-id': 'last' } })
   await down.arrayBuffer()
-  await new Promise(resolve => setTimeout(resolve, 50))
+  await waitUntil('the last request line', () => stack.logs.requestLines().some(e => e.reqId === 'last'))
   const text = stack.logs.text
   assert.ok(stack.logs.lines.length >= 21)
   for (const secret of [TOKENS.generate, TOKENS.model, wrong, wrong.slice(0, 12), TOKENS.generate.slice(0, 12), TOKENS.model.slice(4, 20)]) {

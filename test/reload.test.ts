@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { stringify } from 'yaml'
-import { loadConfig } from '../plugins/config/config-loader.js'
+import { loadConfig, parseConfig } from '../plugins/config/config-loader.js'
 import { startFakeOllama } from './fake-ollama.js'
-import { sleep, startProxy } from './helper.js'
+import { startProxy, waitUntil } from './helper.js'
+import type { ConfigReloaded, ConfigReloadFailed } from '../plugins/config/reload.js'
 
 const OLD = 'old-key-to-be-revoked-0000000000000001'
 const NEW = 'new-key-after-reload-00000000000000002'
@@ -56,29 +59,100 @@ test('an invalid file is refused and the previous config stays in force', async 
     assert.equal(proxy.app.reloadConfig('test'), false)
     assert.equal(await status(OLD), 200)
   }
-  await sleep(20)
-  assert.ok(proxy.logs.lines.some(line => line.includes('config reload refused')))
+  await waitUntil('the refusal to be logged', () => proxy.logs.lines.filter(line => line.includes('config reload refused')).length === 3)
 })
 
 test('editing the file (or SIGHUP) reloads without a restart', async (t) => {
-  const { fake, file, status } = await setup(t, true)
+  const { fake, file, proxy, status } = await setup(t, true)
   // Written beside and renamed over, as editors and config managers do.
+  const changed = once(proxy.app.configReloads, 'reloaded')
   writeFileSync(file + '.tmp', configText(fake.url, [{ name: 'new', key: NEW }]))
   renameSync(file + '.tmp', file)
-  let seen = 0
-  for (let i = 0; i < 40 && seen !== 200; i++) {
-    await sleep(50)
-    seen = await status(NEW)
-  }
-  assert.equal(seen, 200, 'the new key works after the file changed')
+  assert.equal((await changed as [ConfigReloaded])[0].reason, 'file changed')
+  assert.equal(await status(NEW), 200, 'the new key works after the file changed')
   assert.equal(await status(OLD), 401)
 
-  writeFileSync(file, configText(fake.url, [{ name: 'old', key: OLD }]))
+  const signalled = once(proxy.app.configReloads, 'reloaded')
+  proxy.app.reloadConfig('test') // the same content again: SIGHUP applies it regardless
   process.emit('SIGHUP', 'SIGHUP')
-  let back = 0
-  for (let i = 0; i < 40 && back !== 200; i++) {
-    await sleep(50)
-    back = await status(OLD)
+  assert.equal((await signalled as [ConfigReloaded])[0].reason, 'test')
+  const viaSignal = await once(proxy.app.configReloads, 'reloaded') as [ConfigReloaded]
+  assert.equal(viaSignal[0].reason, 'SIGHUP')
+  assert.equal(await status(NEW), 200)
+})
+
+test('a Kubernetes ConfigMap update (..data symlink swap) is noticed by content and applied', async (t) => {
+  const fake = await startFakeOllama()
+  t.after(async () => { await fake.close() })
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-configmap-'))
+  // The layout the kubelet makes: config.yaml -> ..data/config.yaml, ..data -> ..<timestamp>
+  mkdirSync(join(dir, '..2026_11_30_10_00_00.000000001'))
+  writeFileSync(join(dir, '..2026_11_30_10_00_00.000000001', 'config.yaml'), configText(fake.url, [{ name: 'old', key: OLD }]))
+  symlinkSync('..2026_11_30_10_00_00.000000001', join(dir, '..data'))
+  symlinkSync('..data/config.yaml', join(dir, 'config.yaml'))
+  const proxy = await startProxy(t, loadConfig({ path: join(dir, 'config.yaml'), env: {} }), undefined, true)
+  const status = async (key: string) => {
+    const response = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${key}` } })
+    await response.arrayBuffer()
+    return response.status
   }
-  assert.equal(back, 200)
+  assert.equal(await status(OLD), 200)
+
+  // The update: a new timestamped directory, a ..data_tmp symlink renamed over ..data, the old one removed.
+  const reloaded = once(proxy.app.configReloads, 'reloaded')
+  mkdirSync(join(dir, '..2026_11_30_10_05_00.000000002'))
+  writeFileSync(join(dir, '..2026_11_30_10_05_00.000000002', 'config.yaml'), configText(fake.url, [{ name: 'new', key: NEW }]))
+  symlinkSync('..2026_11_30_10_05_00.000000002', join(dir, '..data_tmp'))
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
+  rmSync(join(dir, '..2026_11_30_10_00_00.000000001'), { recursive: true })
+  const [event] = await reloaded as [ConfigReloaded]
+  assert.equal(event.reason, 'file changed')
+  assert.equal(await status(OLD), 401, 'the revoked key stops working')
+  assert.equal(await status(NEW), 200)
+})
+
+test('a file rewritten in place in two steps is applied only once whole', async (t) => {
+  const { fake, file, proxy, status } = await setup(t, true)
+  const whole = configText(fake.url, [{ name: 'app', key: NEW, models: ['qwen3*'] }])
+  // The first step: the file cut before the allowlist, which alone would be a valid config.
+  const half = whole.slice(0, whole.indexOf('    models:'))
+  assert.doesNotThrow(() => parseConfig(half, 'half.yaml'))
+  const applied: ConfigReloaded[] = []
+  proxy.app.configReloads.on('reloaded', (event: ConfigReloaded) => applied.push(event))
+  const reloaded = once(proxy.app.configReloads, 'reloaded')
+  const settling = once(proxy.app.configReloads, 'settling')
+  writeFileSync(file, half)
+  await settling // the watcher has seen the first step: now the second
+  writeFileSync(file, whole)
+  await reloaded
+  assert.deepEqual(applied.map(e => e.digest), [createHash('sha256').update(whole).digest('hex')], 'only the whole file was applied')
+  const tags = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${NEW}` } })
+  assert.deepEqual((JSON.parse(await tags.text()) as { models: Array<{ name: string }> }).models.map(m => m.name), ['qwen3:8b'])
+  assert.equal(await status(OLD), 401)
+})
+
+test('a watched change that fails validation is never applied: the old config stays and an error is logged', async (t) => {
+  const { file, proxy, status } = await setup(t, true)
+  const failed = once(proxy.app.configReloads, 'reload-failed')
+  writeFileSync(file, 'auth:\n  keys:\n    - name: x\n')
+  const [event] = await failed as [ConfigReloadFailed]
+  assert.match(event.error, /auth\.keys\.0/)
+  assert.equal(await status(OLD), 200)
+  await waitUntil('the refusal to be logged', () => proxy.logs.lines.some(line => line.includes('config reload refused')))
+})
+
+test('a reload refuses a named key sharing a secret; a token in two seed lists is kept with a warning', async (t) => {
+  const { fake, file, proxy, status } = await setup(t)
+  writeFileSync(file, stringify({ auth: { generate_tokens: [NEW], keys: [{ name: 'new', key: NEW, scopes: ['generate'], models: ['qwen3*'] }] }, service: { base_url: fake.url } }))
+  assert.equal(proxy.app.reloadConfig('test'), false, 'refused: the named key would lose its allowlist')
+  assert.equal(await status(OLD), 200, 'the previous config stays')
+  assert.equal(await status(NEW), 401)
+
+  writeFileSync(file, stringify({ auth: { generate_tokens: [NEW], model_tokens: [NEW] }, service: { base_url: fake.url } }))
+  assert.equal(proxy.app.reloadConfig('test'), true)
+  assert.equal(await status(NEW), 200)
+  const pull = await fetch(`${proxy.url}/api/pull`, { method: 'POST', headers: { authorization: `Bearer ${NEW}` }, body: '{"model":"llama3.2","stream":false}' })
+  assert.equal(pull.status, 200, 'the token has the rights of both lists')
+  await pull.arrayBuffer()
+  await waitUntil('the warning', () => proxy.logs.entries().some(e => e.msg === 'the same token is in two seed lists: it gets the rights of both' && e.level === 40))
 })

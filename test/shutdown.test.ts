@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { stringify } from 'yaml'
 import { startFakeOllama } from './fake-ollama.js'
-import { TOKENS } from './helper.js'
+import { TOKENS, waitUntil } from './helper.js'
 
 interface Running { child: ChildProcess, port: number, exited: Promise<{ code: number | null, at: number }>, output: () => string }
 
@@ -48,25 +48,33 @@ function streamingRequest (port: number, chunks: number, delayMs: number): { soc
   return { socket, received: () => received }
 }
 
-const sleep = async (ms: number) => await new Promise(resolve => setTimeout(resolve, ms))
+/** Resolves once the stream has started: its status line and first chunk arrived. */
+async function streamStarted (stream: { received: () => string }): Promise<void> {
+  await waitUntil('the stream to start', () => /HTTP\/1\.1 200[\s\S]*"done":false/.test(stream.received()))
+}
 
-test('SIGTERM: stop accepting, 503 on kept-alive sockets, finish streams in flight, exit 0', async (t) => {
-  const server = await startServer(t)
-  const stream = streamingRequest(server.port, 10, 150)
-  await sleep(300)
-  server.child.kill('SIGTERM')
-  await sleep(200)
-  // A request pipelined on the open socket behind the stream is answered 503.
-  stream.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
-  const refused = await new Promise<boolean>(resolve => {
-    const socket = connect(server.port, '127.0.0.1')
+async function connectionRefused (port: number): Promise<boolean> {
+  return await new Promise<boolean>(resolve => {
+    const socket = connect(port, '127.0.0.1')
     socket.on('connect', () => { socket.destroy(); resolve(false) })
     socket.on('error', () => resolve(true))
   })
-  assert.ok(refused, 'new connections are refused')
+}
+
+test('SIGTERM: stop accepting, 503 on kept-alive sockets, finish streams in flight, exit 0', async (t) => {
+  const server = await startServer(t)
+  // 4 s of stream: long enough to still be running while the test signals and writes behind it.
+  const stream = streamingRequest(server.port, 40, 100)
+  await streamStarted(stream)
+  server.child.kill('SIGTERM')
+  await waitUntil('the shutdown to begin', () => server.output().includes('shutting down: draining requests in flight'))
+  // A request pipelined on the open socket behind the stream is answered 503.
+  stream.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+  await waitUntil('new connections to be refused', async () => await connectionRefused(server.port))
+  const closed = new Promise(resolve => stream.socket.once('close', resolve))
   const { code } = await server.exited
   assert.equal(code, 0)
-  await sleep(50)
+  await closed
   const received = stream.received()
   assert.match(received, /"done":true/, 'the stream in flight finished')
   assert.match(received, /HTTP\/1\.1 503/, 'the request behind it got 503')
@@ -75,24 +83,30 @@ test('SIGTERM: stop accepting, 503 on kept-alive sockets, finish streams in flig
 
 test('after the drain period, remaining streams are cut and the process still exits 0', async (t) => {
   const server = await startServer(t, { drain_timeout: 1 })
-  const stream = streamingRequest(server.port, 100, 100)
-  await sleep(300)
+  // A minute of stream: only the drain deadline can end it while the test runs.
+  const stream = streamingRequest(server.port, 600, 100)
+  await streamStarted(stream)
   const signalledAt = performance.now()
   server.child.kill('SIGTERM')
   const { code, at } = await server.exited
   assert.equal(code, 0)
-  assert.ok(at - signalledAt < 2500, `exited ${Math.round(at - signalledAt)} ms after SIGTERM`)
+  // drain_timeout is 1 s; the bound shows it, not the 30 s default or the stream's end, ended the wait.
+  assert.ok(at - signalledAt < 15_000, `exited ${Math.round(at - signalledAt)} ms after SIGTERM`)
+  assert.match(server.output(), /drain period over/)
   assert.doesNotMatch(stream.received(), /"done":true/)
 })
 
 test('a second signal exits at once', async (t) => {
   const server = await startServer(t)
-  streamingRequest(server.port, 100, 100)
-  await sleep(300)
+  const stream = streamingRequest(server.port, 600, 100)
+  await streamStarted(stream)
   server.child.kill('SIGTERM')
-  await sleep(200)
+  await waitUntil('the shutdown to begin', () => server.output().includes('shutting down: draining requests in flight'))
   const secondAt = performance.now()
   server.child.kill('SIGINT')
-  const { at } = await server.exited
-  assert.ok(at - secondAt < 1000)
+  const { code, at } = await server.exited
+  assert.equal(code, 1)
+  // The stream has a minute left and the drain period is 30 s: a quick exit can only be the second signal's.
+  assert.ok(at - secondAt < 15_000, `exited ${Math.round(at - secondAt)} ms after the second signal`)
+  assert.match(server.output(), /second signal: exiting now/)
 })

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
-import { bearer, jsonOf, sleep, startProxy, testConfig, TOKENS } from './helper.js'
+import { bearer, jsonOf, startProxy, testConfig, TOKENS, waitUntil } from './helper.js'
 
 const gen = bearer(TOKENS.generate)
 const admin = bearer(TOKENS.model)
@@ -54,22 +54,24 @@ test('a host where the model is already loaded is preferred', async (t) => {
 })
 
 test('under concurrency the least busy host takes the next request', async (t) => {
-  const { fakes, url } = await startCluster(t, 2, {}, 3)
-  const calls = Array.from({ length: 6 }, () => fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 400 }) }))
-  const responses = await Promise.all(calls)
-  for (const response of responses) {
-    assert.equal(response.status, 200)
-    await response.arrayBuffer()
-  }
+  const { fakes, url, app } = await startCluster(t, 2, {}, 3)
+  // Answers that never come while the test runs: all six are in flight at once, however slow the machine.
+  const controllers = Array.from({ length: 6 }, () => new AbortController())
+  const calls = controllers.map(async controller => await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 60_000 }), signal: controller.signal }).catch(() => undefined))
+  await waitUntil('six requests to reach Ollama', () => fakes[0].count('/api/chat') + fakes[1].count('/api/chat') === 6)
   assert.deepEqual(fakes.map(f => f.count('/api/chat')), [3, 3])
+  assert.deepEqual(app.upstreams.hosts.map(h => h.inFlight), [3, 3])
+  for (const controller of controllers) controller.abort()
+  await Promise.all(calls)
 })
 
 test('when every host is full, requests queue; a full queue is 503 and a long wait 504', async (t) => {
-  const { url } = await startCluster(t, 2, { queue_size: 1, queue_timeout: 0.5 }, 1)
-  const busy = [0, 1].map(() => fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 1500 }) }))
-  await sleep(100)
+  const { fakes, url, app } = await startCluster(t, 2, { queue_size: 1, queue_timeout: 3 }, 1)
+  const holders = [0, 1].map(() => new AbortController())
+  const busy = holders.map(async controller => await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 60_000 }), signal: controller.signal }).catch(() => undefined))
+  await waitUntil('both hosts to be busy', () => fakes.every(f => f.count('/api/chat') === 1))
   const queued = fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2') })
-  await sleep(50)
+  await waitUntil('the request to queue', () => app.upstreams.queued === 1)
   const rejected = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: gen, body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'x' }] }) })
   assert.equal(rejected.status, 503)
   assert.equal(rejected.headers.get('retry-after'), '1')
@@ -77,23 +79,26 @@ test('when every host is full, requests queue; a full queue is 503 and a long wa
   const waited = await queued
   assert.equal(waited.status, 504)
   assert.match((await jsonOf(waited)).error, /no Ollama host was free/)
-  for (const response of await Promise.all(busy)) {
-    assert.equal(response.status, 200)
-    await response.arrayBuffer()
-  }
+  assert.deepEqual(fakes.map(f => f.count('/api/chat')), [1, 1], 'neither refused request reached Ollama')
+  for (const controller of holders) controller.abort()
+  await Promise.all(busy)
+  await waitUntil('the slots to free', () => app.upstreams.hosts.every(h => h.inFlight === 0))
   const later = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2') })
-  assert.equal(later.status, 200, 'a queued request is served when a slot frees')
+  assert.equal(later.status, 200, 'a request is served once a slot frees')
   await later.arrayBuffer()
 })
 
 test('a queued request is served as soon as a slot frees', async (t) => {
-  const { fakes, url } = await startCluster(t, 2, { queue_size: 4, queue_timeout: 5 }, 1)
+  const { fakes, url, app } = await startCluster(t, 2, { queue_size: 4, queue_timeout: 50 }, 1)
   const calls = Array.from({ length: 4 }, () => fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 300 }) }))
   for (const response of await Promise.all(calls)) {
     assert.equal(response.status, 200)
     await response.arrayBuffer()
   }
-  assert.deepEqual(fakes.map(f => f.count('/api/chat')), [2, 2])
+  const counts = fakes.map(f => f.count('/api/chat'))
+  assert.equal(counts[0] + counts[1], 4)
+  assert.ok(counts.every(c => c >= 1), `both hosts served: ${counts.join(', ')}`)
+  assert.equal(app.upstreams.queued, 0)
 })
 
 test('a host killed mid-run: no request fails that had not started streaming; it comes back', async (t) => {
@@ -111,7 +116,7 @@ test('a host killed mid-run: no request fails that had not started streaming; it
 
   const revived = await startFakeOllama({ port })
   t.after(async () => { await revived.close() })
-  for (let i = 0; i < 40 && app.upstreams.byName('gpu0')?.healthy !== true; i++) await sleep(50)
+  await waitUntil('a health check to pass', () => app.upstreams.byName('gpu0')?.healthy === true)
   assert.equal(app.upstreams.byName('gpu0')?.healthy, true, 'the host is back after a passed health check')
   for (let i = 0; i < 6; i++) {
     const response = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2') })
@@ -122,7 +127,7 @@ test('a host killed mid-run: no request fails that had not started streaming; it
 
 test('a slow first byte (504) does not take a host out; only a failed connection does', async (t) => {
   const { url, app } = await startCluster(t, 2, { first_byte_timeout: 1 })
-  const response = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 3000 }) })
+  const response = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2', { first_byte_delay_ms: 60_000 }) })
   assert.equal(response.status, 504)
   await response.arrayBuffer()
   assert.deepEqual(app.upstreams.hosts.map(h => h.healthy), [true, true])
@@ -193,4 +198,34 @@ test('per-host state in /readyz and /metrics', async (t) => {
   await fakes[0].close()
   const down = await fetch(`${url}/readyz`)
   assert.equal(down.status, 503)
+})
+
+test('unnamed upstreams get neutral names by position: no address reaches /readyz, X-Ollama-Upstream or fan-out answers', async (t) => {
+  const fakes = [await startFakeOllama(), await startFakeOllama()]
+  t.after(async () => { for (const fake of fakes) await fake.close() })
+  const config = testConfig(fakes[0].url, { service: { upstreams: fakes.map(f => ({ url: f.url })), refresh_interval: 60 } })
+  assert.deepEqual(config.service.upstreams.map(u => u.name), ['host-1', 'host-2'])
+  const { url, app } = await startProxy(t, config)
+  await app.upstreams.refreshAll()
+  const ports = fakes.map(f => new URL(f.url).port)
+  const leaks = (text: string) => ports.some(port => text.includes(port)) || text.includes('127.0.0.1')
+
+  const ready = await fetch(`${url}/readyz`)
+  const readyText = await ready.text()
+  assert.deepEqual(JSON.parse(readyText).upstreams.map((h: { name: string }) => h.name), ['host-1', 'host-2'])
+  assert.ok(!leaks(readyText), readyText)
+
+  const chatted = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('llama3.2') })
+  assert.equal(chatted.status, 200)
+  assert.match(chatted.headers.get('x-ollama-upstream') ?? '', /^host-[12]$/)
+  await chatted.arrayBuffer()
+
+  await fakes[1].close()
+  const deleted = await fetch(`${url}/api/delete`, { method: 'DELETE', headers: admin, body: '{"model":"llama3.2"}' })
+  assert.equal(deleted.headers.get('x-ollama-upstream'), 'host-1,host-2')
+  const deletedText = await deleted.text()
+  assert.match(deletedText, /host-2/, 'the failed host is named in the fan-out answer')
+  assert.ok(!leaks(deletedText), deletedText)
+
+  assert.throws(() => testConfig(fakes[0].url, { service: { upstreams: [{ url: fakes[0].url }, { url: fakes[1].url, name: 'host-1' }] } }), /distinct name.*host-1, host-2/)
 })

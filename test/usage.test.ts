@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { UsageScanner } from '../plugins/observability/usage.js'
-import { bearer, sleep, startStack, TOKENS, type Stack } from './helper.js'
+import { bearer, startStack, TOKENS, waitUntil, type Stack } from './helper.js'
 
 const gen = bearer(TOKENS.generate)
 
 async function usageLogged (stack: Stack, requestId: string): Promise<unknown> {
-  await sleep(30)
+  // The request line is written when the answer is done, after its counts were read.
+  await waitUntil(`request ${requestId} to be logged`, () => stack.logs.requestLines().some(line => line.reqId === requestId))
   return stack.logs.requestLines().find(line => line.reqId === requestId)?.usage
 }
 
@@ -60,7 +61,8 @@ test('/metrics: Prometheus text for model and metrics keys, with per-key token u
   }
   const denied = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: bearer(TOKENS.other), body: '{}' })
   await denied.arrayBuffer()
-  await sleep(30)
+  // Metrics are counted when a request is done, as its log line is written.
+  await waitUntil('the three requests to be done', () => stack.logs.requestLines().length >= 3)
 
   assert.equal((await fetch(`${stack.url}/metrics`, { headers: gen })).status, 401, 'a generate key may not read metrics')
   assert.equal((await fetch(`${stack.url}/metrics`)).status, 401)

@@ -122,7 +122,12 @@ export class KeyRing {
     const hex = key.digest.toString('hex')
     const existing = this.byDigest.get(hex)
     if (existing !== undefined) {
-      // The same secret listed twice: merge its rights rather than let one entry hide the other.
+      // A named key's allowlist and limits would be lost in a merge; the config loader refuses
+      // this first, with field names.
+      if (existing.kind === 'named' || key.kind === 'named') {
+        throw new Error(`keys "${existing.name}" and "${key.name}" hold the same secret`)
+      }
+      // The same secret in two seed lists: the seed's way of granting both lists' rights.
       this.byDigest.set(hex, { ...existing, scopes: new Set([...existing.scopes, ...key.scopes]) })
       return
     }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -239,10 +239,12 @@ function seconds (value: number | undefined, fallback: number): number {
 function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
   const service = data.service ?? {}
   const upstreams = service.upstreams !== undefined
-    ? service.upstreams.map((u, i) => ({ ...upstreamAddress(u.url, file, `service.upstreams.${i}.url`), name: u.name ?? hostName(u.url), maxConcurrent: u.max_concurrent ?? null }))
-    : [{ ...upstreamAddress(service.base_url ?? 'http://localhost:11434', file, 'service.base_url'), name: hostName(service.base_url ?? 'http://localhost:11434'), maxConcurrent: null }]
+    ? service.upstreams.map((u, i) => ({ ...upstreamAddress(u.url, file, `service.upstreams.${i}.url`), name: u.name ?? neutralHostName(i), maxConcurrent: u.max_concurrent ?? null }))
+    : [{ ...upstreamAddress(service.base_url ?? 'http://localhost:11434', file, 'service.base_url'), name: neutralHostName(0), maxConcurrent: null }]
   const names = new Set(upstreams.map(u => u.name))
-  if (names.size !== upstreams.length) throw new ConfigError(`${file}: service.upstreams: every upstream needs a distinct name`)
+  if (names.size !== upstreams.length) {
+    throw new ConfigError(`${file}: service.upstreams: every upstream needs a distinct name (unnamed ones are called host-1, host-2, ... by position)`)
+  }
 
   const auth = {
     generateTokens: data.auth.generate_tokens ?? [],
@@ -286,8 +288,29 @@ function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
     },
     cors: { origins: data.cors?.origins ?? '*', maxAge: data.cors?.max_age ?? 43200 },
     log: { level: data.log?.level ?? 'info' },
-    redis: data.redis !== undefined ? { url: data.redis.url, prefix: data.redis.prefix ?? 'ollama-proxy:' } : null
+    redis: data.redis !== undefined ? { url: checkRedisUrl(data.redis.url, file), prefix: data.redis.prefix ?? 'ollama-proxy:' } : null
   }
+}
+
+/** A redis(s) URL that parses; the message never repeats the value, which may hold a password. */
+function checkRedisUrl (value: string, file: string): string {
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {
+    // reported below
+  }
+  if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw new ConfigError(`${file}: redis.url: expected redis://[user:password@]host[:port][/db] or rediss://...; the value is not shown because it may hold a password`)
+  }
+  return value
+}
+
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*@/gi
+
+/** Replaces the user:password part of every URL in a text with "***"; for messages that may quote a URL. */
+export function redactUrlCredentials (text: string): string {
+  return text.replace(URL_CREDENTIALS, '$1***@')
 }
 
 /** Splits an Ollama URL into what may be logged (origin), its path prefix and its credentials. */
@@ -312,12 +335,12 @@ function upstreamAddress (value: string, file: string, field: string): Pick<Upst
   return { url: url.origin, basePath: url.pathname.replace(/\/+$/, ''), authorization }
 }
 
-function hostName (value: string): string {
-  try {
-    return new URL(value).host.replace(/[^A-Za-z0-9._-]/g, '-')
-  } catch {
-    return 'ollama'
-  }
+/**
+ * The name of an upstream the config leaves unnamed: `host-<position from 1>`. Names reach
+ * clients (keyless /readyz, X-Ollama-Upstream, fan-out errors), so they never carry the address.
+ */
+function neutralHostName (index: number): string {
+  return `host-${index + 1}`
 }
 
 function checkTokens (auth: ProxyConfig['auth'], file: string): void {
@@ -343,6 +366,42 @@ function checkTokens (auth: ProxyConfig['auth'], file: string): void {
     if (names.has(key.name)) throw new ConfigError(`${file}: auth.keys: the name "${key.name}" is used twice`)
     names.add(key.name)
   }
+  const firstByDigest = new Map<string, string>()
+  for (const [field, token] of all) {
+    const digest = secretDigest(token)
+    const first = firstByDigest.get(digest)
+    if (first === undefined) {
+      firstByDigest.set(digest, field)
+    } else if (field.startsWith('auth.keys.') || first.startsWith('auth.keys.')) {
+      // A named key shares its secret: one entry would hide the other's allowlist and limits.
+      throw new ConfigError(`${file}: ${first} and ${field} hold the same secret; give every named key a secret of its own`)
+    }
+  }
+}
+
+/** The SHA-256 (hex) a config entry stands for: plaintext is hashed, "sha256:<hex>" is taken as is. */
+function secretDigest (configured: string): string {
+  return configured.startsWith('sha256:') ? configured.slice(7).toLowerCase() : createHash('sha256').update(configured).digest('hex')
+}
+
+/**
+ * Pairs of seed-list entries (generate_tokens, model_tokens, metrics_tokens) that hold the same
+ * secret. That is how the seed grants one token several lists' rights, so it is allowed; start-up
+ * and reload log a warning naming both fields. Named keys never share a secret (loadConfig refuses).
+ */
+export function sharedSeedTokens (config: ProxyConfig): Array<[string, string]> {
+  const seen = new Map<string, string>()
+  const pairs: Array<[string, string]> = []
+  const scan = (list: string[], name: string) => list.forEach((token, i) => {
+    const digest = secretDigest(token)
+    const first = seen.get(digest)
+    if (first !== undefined) pairs.push([first, `${name}.${i}`])
+    else seen.set(digest, `${name}.${i}`)
+  })
+  scan(config.auth.generateTokens, 'auth.generate_tokens')
+  scan(config.auth.modelTokens, 'auth.model_tokens')
+  scan(config.auth.metricsTokens, 'auth.metrics_tokens')
+  return pairs
 }
 
 /** Tokens shorter than this are guessable; start-up warns about them. */

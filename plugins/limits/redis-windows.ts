@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis'
 import { MemoryWindows, WINDOW_MS, windowStart, type WindowStore } from './key-limits.js'
+import { redactUrlCredentials } from '../config/config-loader.js'
 
 type LogFn = (obj: Record<string, unknown>, msg: string) => void
 
@@ -42,9 +43,30 @@ export function redisAddress (url: string): string {
   }
 }
 
+/** An error's message for a log line, with any URL's user:password replaced. */
 function messageOf (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
+  return redactUrlCredentials(err instanceof Error ? err.message : String(err))
 }
+
+/** Most distinct models a key's usage hash in Redis counts by name; later ones add to "other". */
+export const MAX_USAGE_MODELS = 200
+export const FOLDED_MODEL = 'other'
+
+/**
+ * Adds prompt and completion tokens to a key's usage hash in one step. A model the hash does not
+ * hold yet is folded into FOLDED_MODEL once the hash has MAX_USAGE_MODELS models (two fields each),
+ * so client-chosen model names cannot grow Redis without bound. Returns the model counted.
+ * KEYS[1] hash; ARGV model, prompt tokens, completion tokens, cap, folded name.
+ */
+const RECORD_USAGE_LUA = `
+local model = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], model .. '|prompt') == 0 and redis.call('HLEN', KEYS[1]) >= 2 * tonumber(ARGV[4]) then
+  model = ARGV[5]
+end
+redis.call('HINCRBY', KEYS[1], model .. '|prompt', ARGV[2])
+redis.call('HINCRBY', KEYS[1], model .. '|completion', ARGV[3])
+return model
+`
 
 /** SCAN MATCH treats * ? [ ] and \ as pattern characters; a prefix is taken literally. */
 function escapeGlob (text: string): string {
@@ -136,10 +158,7 @@ export class RedisWindows implements WindowStore {
       return
     }
     const name = `${this.prefix}usage:${keyName}`
-    this.client.multi()
-      .hincrby(name, `${model}|prompt`, promptTokens)
-      .hincrby(name, `${model}|completion`, completionTokens)
-      .exec()
+    this.client.eval(RECORD_USAGE_LUA, 1, name, model, promptTokens, completionTokens, MAX_USAGE_MODELS, FOLDED_MODEL)
       .catch((err: unknown) => {
         this.log.debug?.({ redis: this.address, key: keyName, reason: messageOf(err) }, 'could not record usage in redis')
       })

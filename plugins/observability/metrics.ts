@@ -9,8 +9,26 @@ declare module 'fastify' {
   }
 }
 
-/** Models are client-chosen strings; past this many distinct labels the rest count as "other". */
-const MAX_MODEL_LABELS = 200
+/**
+ * Most distinct values a label takes per metric; past the cap new values count as "other".
+ * Models are client-chosen strings; keys come from the config but accumulate across reloads;
+ * statuses and error codes come from Ollama and the network.
+ */
+export const LABEL_CAPS = { model: 200, key: 500, status: 64, reason: 32 } as const
+export const FOLDED_LABEL = 'other'
+
+/** The first `cap` distinct values keep their name; every later one becomes "other". */
+class LabelCap {
+  private readonly seen = new Set<string>()
+  constructor (private readonly cap: number) {}
+
+  label (value: string): string {
+    if (this.seen.has(value)) return value
+    if (this.seen.size >= this.cap) return FOLDED_LABEL
+    this.seen.add(value)
+    return value
+  }
+}
 
 export interface ProxyMetrics {
   registry: Registry
@@ -31,6 +49,10 @@ export default fp(async function metricsPlugin (fastify) {
   const firstByte = new Histogram({ name: 'ollama_proxy_upstream_first_byte_seconds', help: 'Time until Ollama\'s status line and headers', labelNames: ['route'], buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [registry] })
   const duration = new Histogram({ name: 'ollama_proxy_request_duration_seconds', help: 'Whole request duration, streams included', labelNames: ['route'], buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800], registers: [registry] })
   const upstreamErrors = new Counter({ name: 'ollama_proxy_upstream_errors_total', help: 'Upstream failures by reason', labelNames: ['reason'], registers: [registry] })
+  const keyLabel = new LabelCap(LABEL_CAPS.key)
+  const modelLabel = new LabelCap(LABEL_CAPS.model)
+  const statusLabel = new LabelCap(LABEL_CAPS.status)
+  const reasonLabel = new LabelCap(LABEL_CAPS.reason)
   const pool = fastify.upstreams
   // Read from the pool at scrape time, so the numbers are never stale.
   const hostGauge = (name: string, help: string, value: (host: Host) => number) => new Gauge({
@@ -57,38 +79,41 @@ export default fp(async function metricsPlugin (fastify) {
       registers: [registry],
       async collect () {
         this.reset()
-        for (const total of await totals()) this.set({ key: total.key, model: total.model, kind: total.kind }, total.tokens)
+        // Redis holds every replica's counters, old key names included: fold them under fresh caps.
+        const keys = new LabelCap(LABEL_CAPS.key)
+        const models = new LabelCap(LABEL_CAPS.model)
+        const sums = new Map<string, { key: string, model: string, kind: string, tokens: number }>()
+        for (const total of await totals()) {
+          const labels = { key: keys.label(total.key), model: models.label(total.model), kind: total.kind }
+          const id = JSON.stringify(labels)
+          const sum = sums.get(id) ?? { ...labels, tokens: 0 }
+          sum.tokens += total.tokens
+          sums.set(id, sum)
+        }
+        for (const { tokens, ...labels } of sums.values()) this.set(labels, tokens)
       }
     })
   }
 
-  const models = new Set<string>()
-  const modelLabel = (model: string) => {
-    if (models.has(model)) return model
-    if (models.size >= MAX_MODEL_LABELS) return 'other'
-    models.add(model)
-    return model
-  }
-
   const metrics: ProxyMetrics = {
     registry,
-    recordTokens (key, model, usage) {
-      const label = modelLabel(model)
-      if (usage.promptTokens > 0) tokens.inc({ key, model: label, kind: 'prompt' }, usage.promptTokens)
-      if (usage.completionTokens > 0) tokens.inc({ key, model: label, kind: 'completion' }, usage.completionTokens)
+    recordTokens (keyName, model, usage) {
+      const labels = { key: keyLabel.label(keyName), model: modelLabel.label(model) }
+      if (usage.promptTokens > 0) tokens.inc({ ...labels, kind: 'prompt' }, usage.promptTokens)
+      if (usage.completionTokens > 0) tokens.inc({ ...labels, kind: 'completion' }, usage.completionTokens)
     }
   }
   fastify.decorate('metrics', metrics)
 
   fastify.observeUpstream((request) => {
-    const key = request.apiKey?.name ?? 'none'
+    const key = keyLabel.label(request.apiKey?.name ?? 'none')
     inFlight.inc({ key })
   })
 
   fastify.onRequestDone((request, record) => {
-    const key = request.apiKey?.name ?? 'none'
+    const key = keyLabel.label(request.apiKey?.name ?? 'none')
     const route = record.route ?? 'other'
-    requests.inc({ route, method: request.method, status: String(record.status), key })
+    requests.inc({ route, method: request.method, status: statusLabel.label(String(record.status)), key })
     duration.observe({ route }, record.ms / 1000)
     const upstream = request.upstream
     if (upstream === undefined) return
@@ -97,6 +122,6 @@ export default fp(async function metricsPlugin (fastify) {
       inFlight.dec({ key })
       if (upstream.firstByteMs !== undefined) firstByte.observe({ route }, upstream.firstByteMs / 1000)
     }
-    if (upstream.error !== undefined) upstreamErrors.inc({ reason: upstream.error })
+    if (upstream.error !== undefined) upstreamErrors.inc({ reason: reasonLabel.label(upstream.error) })
   })
 }, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log', 'limits'] })

@@ -68,6 +68,11 @@ export class UpstreamPool {
     }))
   }
 
+  /** Requests waiting in the queue for a free host. */
+  get queued (): number {
+    return this.queue.length
+  }
+
   get several (): boolean {
     return this.hosts.length > 1
   }
