@@ -1,9 +1,11 @@
+import { PASSTHROUGH_MODEL } from '../http/json-body.js'
 import { modelAllowed, type ModelPattern, type NameReading } from './model-names.js'
 
 /**
  * Where a route's body or path names its model(s), and so how Ollama reads the name
  * (plugins/auth/model-names.ts `NameReading`); see the route table's `model` column:
- * - `body`: `model`, else `name`, read as a request (inference, show: server/routes.go);
+ * - `body`: `model`, else `name`, read as a request (inference, show: server/routes.go), and on
+ *   the /v1 routes also the exact key `model` that Ollama's cloud passthrough reads;
  * - `pull`: `model`, else `name`, read as pull does (PullHandler, DeleteHandler);
  * - `push`: `model`, else `name`, taken literally (PushHandler);
  * - `create`: `model`, else `name`, literally, plus `from` read as a request (server/create.go);
@@ -30,7 +32,8 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
     return model.length > 0 ? model : named(fields.name, reading)
   }
   switch (field) {
-    case 'body': return modelOrName('request')
+    // On the /v1 routes Ollama's cloud passthrough reads the exact key `model` first (json-body.ts).
+    case 'body': return [...modelOrName('request'), ...named((fields as Record<symbol, unknown>)[PASSTHROUGH_MODEL], 'request')]
     case 'pull': return modelOrName('pull')
     case 'push': return modelOrName('literal')
     case 'copy': return [...named(fields.source, 'literal'), ...named(fields.destination, 'literal')]
