@@ -136,3 +136,22 @@ test('on /v1 routes the exact key "model" is read too: Ollama\'s cloud passthrou
     assert.notEqual(same.status, 403, `${path}: ${same.text}`)
   }
 })
+
+test('a key with an allowlist may not create a remote model (remote_host): it would run elsewhere, e.g. on ollama.com', async (t) => {
+  // server/create.go: with `remote_host`, the new model forwards every request to that host
+  // (signed as the server owner for ollama.com), whatever `from` names.
+  const stack = await startStack(t, limitedKey)
+  const create = routeTable.find(s => s.path === '/api/create')!
+  for (const key of ['remote_host', 'Remote_Host', 'REMOTE_HOST']) {
+    const body = text([['model', `${ALLOWED}-mine`], ['from', ALLOWED], [key, 'https://ollama.com:443'], ['stream', false]])
+    const attack = await send(stack.url, create, body)
+    assert.equal(attack.status, 403, `${key}: ${attack.text}`)
+    assert.match(attack.text, /remote_host/)
+  }
+  assert.equal(stack.fake.requests.length, 0)
+  // A key without an allowlist may; null leaves the field unset.
+  const admin = await send(stack.url, create, text([['model', 'mine'], ['from', ALLOWED], ['remote_host', 'https://ollama.com:443'], ['stream', false]]), TOKENS.model)
+  assert.notEqual(admin.status, 403, admin.text)
+  const nulled = await send(stack.url, create, text([['model', `${ALLOWED}-mine`], ['from', ALLOWED], ['remote_host', null], ['stream', false]]))
+  assert.notEqual(nulled.status, 403, nulled.text)
+})

@@ -45,6 +45,17 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
   }
 }
 
+/**
+ * The host a created model would run on instead of this Ollama (api.CreateRequest `remote_host`;
+ * server/create.go forwards every request of such a model there, signed as the server owner when
+ * it is ollama.com), or undefined. `body` is the Go view of a create body.
+ */
+export function remoteHostNamed (field: ModelField | undefined, body: unknown): string | undefined {
+  if (field !== 'create' || typeof body !== 'object' || body === null) return undefined
+  const host = (body as Record<string, unknown>).remote_host
+  return typeof host === 'string' && host !== '' ? host : undefined
+}
+
 export type Listing = 'tags' | 'ps' | 'openai-models'
 
 /** Drops the models a key may not see from a listing answer of Ollama's. */
