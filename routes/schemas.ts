@@ -25,8 +25,8 @@ export const structs = {
   show: goStruct({ model: 'string', name: 'string' }),
   /** api.PullRequest and api.PushRequest; the handlers take cmp.Or(model, name). */
   pullOrPush: goStruct({ model: 'string', stream: 'value', name: 'string' }),
-  /** api.CreateRequest; CreateHandler takes cmp.Or(model, name) and builds on `from`. */
-  create: goStruct({ model: 'string', stream: 'value', from: 'string', name: 'string' }),
+  /** api.CreateRequest; CreateHandler takes cmp.Or(model, name), builds on `from`, runs it on `remote_host` if set. */
+  create: goStruct({ model: 'string', stream: 'value', from: 'string', remote_host: 'string', name: 'string' }),
   /** api.DeleteRequest; DeleteHandler takes cmp.Or(model, name). */
   delete: goStruct({ model: 'string', name: 'string' }),
   /** api.CopyRequest */

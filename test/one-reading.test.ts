@@ -116,3 +116,42 @@ test('bodies Ollama accepts (its Go client, its OpenAPI examples, its tests) rea
     assert.equal(stack.fake.last(path)?.body.toString(), body, source)
   }
 })
+
+test('on /v1 routes the exact key "model" is read too: Ollama\'s cloud passthrough sends it to ollama.com', async (t) => {
+  // server/cloud_proxy.go extractModelField reads the body into a map (exact key, last wins) and
+  // proxies a cloud model before the route's struct (case-folded keys) is ever decoded.
+  const stack = await startStack(t, limitedKey)
+  for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/messages']) {
+    const spec = routeTable.find(s => s.path === path)!
+    const rest = baseFields(spec).filter(([k]) => k !== 'model')
+    for (const folded of ['Model', 'MODEL', 'mOdEl']) {
+      const before = stack.fake.requests.length
+      const attack = await send(stack.url, spec, text([['model', 'gpt-oss:20b-cloud'], [folded, ALLOWED], ...rest]))
+      assert.equal(attack.status, 403, `${path} with "model" then ${JSON.stringify(folded)}: ${attack.text}`)
+      assert.match(attack.text, /gpt-oss/)
+      assert.equal(stack.fake.requests.length, before, `${path} never reaches Ollama`)
+    }
+    // The two readings agree: nothing to refuse.
+    const same = await send(stack.url, spec, text([['model', ALLOWED], ['Model', ALLOWED], ...rest]))
+    assert.notEqual(same.status, 403, `${path}: ${same.text}`)
+  }
+})
+
+test('a key with an allowlist may not create a remote model (remote_host): it would run elsewhere, e.g. on ollama.com', async (t) => {
+  // server/create.go: with `remote_host`, the new model forwards every request to that host
+  // (signed as the server owner for ollama.com), whatever `from` names.
+  const stack = await startStack(t, limitedKey)
+  const create = routeTable.find(s => s.path === '/api/create')!
+  for (const key of ['remote_host', 'Remote_Host', 'REMOTE_HOST']) {
+    const body = text([['model', `${ALLOWED}-mine`], ['from', ALLOWED], [key, 'https://ollama.com:443'], ['stream', false]])
+    const attack = await send(stack.url, create, body)
+    assert.equal(attack.status, 403, `${key}: ${attack.text}`)
+    assert.match(attack.text, /remote_host/)
+  }
+  assert.equal(stack.fake.requests.length, 0)
+  // A key without an allowlist may; null leaves the field unset.
+  const admin = await send(stack.url, create, text([['model', 'mine'], ['from', ALLOWED], ['remote_host', 'https://ollama.com:443'], ['stream', false]]), TOKENS.model)
+  assert.notEqual(admin.status, 403, admin.text)
+  const nulled = await send(stack.url, create, text([['model', `${ALLOWED}-mine`], ['from', ALLOWED], ['remote_host', null], ['stream', false]]))
+  assert.notEqual(nulled.status, 403, nulled.text)
+})

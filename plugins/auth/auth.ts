@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendError } from '../http/error-shapes.js'
 import { modelAllowed } from './model-names.js'
-import { modelsNamed, type ModelField } from './model-fields.js'
+import { modelsNamed, remoteHostNamed, type ModelField } from './model-fields.js'
 import { identify, KeyRing, type Access, type ApiKey, type Identification } from './keys.js'
 
 const CREDENTIAL_ERRORS: Record<Extract<Identification, { error: string }>['error'], string> = {
@@ -67,6 +67,11 @@ export default fp(async function authPlugin (fastify) {
     request.model = models[0]?.name
     const allowlist = request.apiKey?.models
     if (allowlist != null) {
+      // A remote model runs wherever remote_host says (ollama.com included): no allowlist entry can vouch for that.
+      if (remoteHostNamed(field, request.body) !== undefined) {
+        sendError(request, reply, 403, 'this key may not create a model that runs on another host (remote_host)')
+        return
+      }
       const refused = models.find(model => !modelAllowed(allowlist, model.name, model.reading))
       if (refused !== undefined) {
         sendError(request, reply, 403, `this key may not use the model "${refused.name}"`)

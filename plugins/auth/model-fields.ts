@@ -1,9 +1,11 @@
+import { PASSTHROUGH_MODEL } from '../http/json-body.js'
 import { modelAllowed, type ModelPattern, type NameReading } from './model-names.js'
 
 /**
  * Where a route's body or path names its model(s), and so how Ollama reads the name
  * (plugins/auth/model-names.ts `NameReading`); see the route table's `model` column:
- * - `body`: `model`, else `name`, read as a request (inference, show: server/routes.go);
+ * - `body`: `model`, else `name`, read as a request (inference, show: server/routes.go), and on
+ *   the /v1 routes also the exact key `model` that Ollama's cloud passthrough reads;
  * - `pull`: `model`, else `name`, read as pull does (PullHandler, DeleteHandler);
  * - `push`: `model`, else `name`, taken literally (PushHandler);
  * - `create`: `model`, else `name`, literally, plus `from` read as a request (server/create.go);
@@ -30,7 +32,8 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
     return model.length > 0 ? model : named(fields.name, reading)
   }
   switch (field) {
-    case 'body': return modelOrName('request')
+    // On the /v1 routes Ollama's cloud passthrough reads the exact key `model` first (json-body.ts).
+    case 'body': return [...modelOrName('request'), ...named((fields as Record<symbol, unknown>)[PASSTHROUGH_MODEL], 'request')]
     case 'pull': return modelOrName('pull')
     case 'push': return modelOrName('literal')
     case 'copy': return [...named(fields.source, 'literal'), ...named(fields.destination, 'literal')]
@@ -40,6 +43,17 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
     case 'multipart': return (Array.isArray(fields.formModels) ? fields.formModels : []).flatMap(value => named(value, 'request'))
     default: return []
   }
+}
+
+/**
+ * The host a created model would run on instead of this Ollama (api.CreateRequest `remote_host`;
+ * server/create.go forwards every request of such a model there, signed as the server owner when
+ * it is ollama.com), or undefined. `body` is the Go view of a create body.
+ */
+export function remoteHostNamed (field: ModelField | undefined, body: unknown): string | undefined {
+  if (field !== 'create' || typeof body !== 'object' || body === null) return undefined
+  const host = (body as Record<string, unknown>).remote_host
+  return typeof host === 'string' && host !== '' ? host : undefined
 }
 
 export type Listing = 'tags' | 'ps' | 'openai-models'

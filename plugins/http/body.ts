@@ -32,7 +32,8 @@ export function acceptJsonBodies (instance: FastifyInstance, bodyLimit: number):
     const body = await readBody(request, replyOf(request), payload, { limit: bodyLimit, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'request body' })
     if (body.length === 0) return undefined
     const decodes = request.routeOptions.config.spec?.decodes ?? []
-    const parsed = parseJsonBody(bytesToCheck(request.raw, body, decodes, bodyLimit), request.routeOptions.config.goStruct)
+    // The routes that decode zstd are those behind Ollama's cloud passthrough, which also reads `model` by its exact key.
+    const parsed = parseJsonBody(bytesToCheck(request.raw, body, decodes, bodyLimit), request.routeOptions.config.goStruct, decodes.length > 0)
     if (!parsed.ok) throw new ProxyError(400, parsed.message)
     request.rawBody = body
     return parsed.value

@@ -57,6 +57,15 @@ function endOfString (body: Buffer, start: number): number {
   }
 }
 
+/**
+ * On routes behind Ollama's cloud passthrough (server/cloud_proxy.go extractModelField, the /v1
+ * inference routes), the value of the exact key `model` as that middleware reads it (a Go map:
+ * exact case, last wins, as JSON.parse): a cloud model there goes to ollama.com before the route's
+ * struct, with its case-folded keys, is decoded. Kept on the view under this symbol so the
+ * allowlist checks it too; absent when that key is missing or not a string.
+ */
+export const PASSTHROUGH_MODEL = Symbol('passthrough model')
+
 export type JsonParseResult = { ok: true, value: unknown } | { ok: false, message: string }
 
 /**
@@ -64,9 +73,10 @@ export type JsonParseResult = { ok: true, value: unknown } | { ok: false, messag
  * `struct` (only its fields, under their Go names; see go-json.ts), while the caller keeps the
  * original bytes for forwarding. A route without a struct gets an empty view of an object body.
  * Fails (the caller answers 400) on invalid UTF-8, on a body too deep or too large in containers,
- * on invalid JSON, and where Go would merge two values of one field.
+ * on invalid JSON, and where Go would merge two values of one field. With `passthrough` (routes
+ * behind Ollama's cloud passthrough) the view also holds `PASSTHROUGH_MODEL`.
  */
-export function parseJsonBody (body: Buffer, struct: GoStruct = NO_FIELDS): JsonParseResult {
+export function parseJsonBody (body: Buffer, struct: GoStruct = NO_FIELDS, passthrough = false): JsonParseResult {
   if (!isUtf8(body)) return { ok: false, message: 'request body is not valid UTF-8' }
   const problem = jsonShapeProblem(body)
   if (problem !== null) return { ok: false, message: `invalid JSON body: ${problem}` }
@@ -84,5 +94,12 @@ export function parseJsonBody (body: Buffer, struct: GoStruct = NO_FIELDS): Json
     // Not expected for valid JSON; if it happens the proxy cannot say what Ollama reads: deny.
     return { ok: false, message: 'invalid JSON body: it cannot be read the way Ollama reads it' }
   }
-  return read.ok ? { ok: true, value: read.view } : { ok: false, message: `invalid JSON body: ${read.message}` }
+  if (!read.ok) return { ok: false, message: `invalid JSON body: ${read.message}` }
+  const exact = passthrough && typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && Object.hasOwn(parsed, 'model')
+    ? (parsed as Record<string, unknown>).model
+    : undefined
+  if (typeof exact === 'string' && typeof read.view === 'object' && read.view !== null) {
+    (read.view as Record<symbol, unknown>)[PASSTHROUGH_MODEL] = (exact as unknown as { toWellFormed: () => string }).toWellFormed()
+  }
+  return { ok: true, value: read.view }
 }
