@@ -137,9 +137,11 @@ for (const name of positionals.length > 0 ? positionals : ['product', 'standin',
   await load(port, Number(values.warmup), Number(values.connections))
   const result = { target: name, requests: count, idleRssMiB: +idleRss.toFixed(1) }
   if (values.mode === 'callgrind') {
-    execFileSync('callgrind_control', ['-z', String(child.pid)], { stdio: ['ignore', 'ignore', 'inherit'] })
+    // vgdb names its pipes after $HOST, which the proxy's environment sets: use the same.
+    const control = (command) => execFileSync('callgrind_control', [command, String(child.pid)], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } })
+    control('-z')
     result.failed = await load(port, count, Number(values.connections))
-    execFileSync('callgrind_control', ['-d', String(child.pid)], { stdio: ['ignore', 'ignore', 'inherit'] })
+    control('-d')
     let dumps = []
     for (let i = 0; i < 600 && dumps.length === 0; i++) {
       await new Promise(resolve => setTimeout(resolve, 100))
