@@ -30,7 +30,8 @@ const { values, positionals } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     'cpu-prof': { type: 'string' },
     stdout: { type: 'string' },
-    entry: { type: 'string', default: 'dist/src/server.js' }
+    entry: { type: 'string', default: 'dist/src/server.js' },
+    'log-level': { type: 'string', default: 'info' }
   }
 })
 const root = resolve(import.meta.dirname, '..')
@@ -108,7 +109,7 @@ const upstreamPort = await freePort()
 start(join(binDir, 'fake-ollama'), ['-addr', `127.0.0.1:${upstreamPort}`], { FAKE_DELAY_MS: '0' }, 1)
 await waitReady(upstreamPort)
 const config = join(work, 'config.yaml')
-writeFileSync(config, `auth:\n  generate_tokens:\n    - "gen-token"\n  model_tokens:\n    - "model-token"\nservice:\n  base_url: "http://127.0.0.1:${upstreamPort}"\nlog:\n  level: info\n`)
+writeFileSync(config, `auth:\n  generate_tokens:\n    - "gen-token"\n  model_tokens:\n    - "model-token"\nservice:\n  base_url: "http://127.0.0.1:${upstreamPort}"\nlog:\n  level: ${values['log-level']}\n`)
 
 const nodeFlags = values['node-flags'].split(' ').filter(Boolean)
 if (values['cpu-prof'] !== undefined) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`)
