@@ -17,3 +17,5 @@ await app.register(replyFrom, {
 app.post('/api/embeddings', (_request, reply) => reply.from('/api/embeddings'))
 await app.listen({ port: Number(port), host: '127.0.0.1' })
 console.log(`floor proxy on http://127.0.0.1:${port} -> :${upstreamPort}`)
+// Exit (rather than die) on SIGTERM so that --cpu-prof can write its profile.
+process.once('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })

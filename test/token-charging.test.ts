@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { jsonOf, sleep, startStack, type Stack } from './helper.js'
+import { jsonOf, sleep, startStack, TOKENS, type Stack } from './helper.js'
 import { MemoryWindows } from '../plugins/limits/key-limits.js'
 import { refuseWhenTokensSpent, tokensKey } from '../plugins/limits/token-window.js'
 import { ProxyError } from '../plugins/http/error-shapes.js'
@@ -167,4 +167,22 @@ test('frames are counted across chunk boundaries: NDJSON lines, SSE events', () 
   const encoded = new FrameCounter('line', true)
   encoded.count(Buffer.alloc(10))
   assert.equal(encoded.estimate, 3, 'a compressed answer: one token per 4 bytes')
+})
+
+test('while an answer streams, the request keeps only the small fields of its body, not the prompt or history', async (t) => {
+  const stack = await startStack(t)
+  const seen: unknown[] = []
+  stack.app.observeUpstream((request) => { seen.push(request.body) })
+  const history = Array.from({ length: 50 }, (_, i) => ({ role: 'user', content: `message ${i} `.repeat(100) }))
+  const prompt = 'a long prompt '.repeat(1000)
+  const cases = [
+    { path: '/api/chat', body: { model: 'llama3.2', messages: history, stream: true }, kept: { model: 'llama3.2' } },
+    { path: '/api/generate', body: { model: 'llama3.2', prompt, stream: false }, kept: { model: 'llama3.2' } }
+  ]
+  for (const { path, body, kept } of cases) {
+    const response = await fetch(stack.url + path, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.generate}` }, body: JSON.stringify(body) })
+    assert.equal(response.status, 200, path)
+    await response.text()
+    assert.deepEqual(seen.pop(), kept, `${path}: only the small fields stay`)
+  }
 })

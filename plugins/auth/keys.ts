@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { KeyScope, NamedKeyConfig } from '../config/config-schema.js'
 import type { ProxyConfig } from '../config/config-loader.js'
@@ -47,7 +47,7 @@ const SEED_MODEL_SCOPES: Access[] = ['models:read', 'models:admin', 'metrics']
 const NO_LIMITS: KeyLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrent: null }
 
 export function sha256 (value: string): Buffer {
-  return createHash('sha256').update(value).digest()
+  return hash('sha256', value, 'buffer')
 }
 
 /** Config entries are plaintext or "sha256:<hex>", so the file need not hold the secret itself. */

@@ -10,6 +10,10 @@ declare module 'fastify' {
     /** Inference routes whose answers carry Ollama's token counts. */
     countsTokens?: boolean
   }
+  interface FastifyRequest {
+    /** Prompt tokens estimated from the body (4 UTF-8 bytes a token), for answers that report none. */
+    promptEstimate?: number
+  }
 }
 
 // Ollama's figures in each dialect: native final chunk, OpenAI `usage`, Anthropic/Responses usage.
@@ -109,19 +113,30 @@ export function estimatePromptTokens (body: unknown): number {
   return Math.ceil(bytes / 4)
 }
 
+const SMALL_STRING = 1024
+
+/** The scalar fields of a body view (strings up to 1 KiB): what is read of it after the checks. */
+function smallFieldsOf (body: Record<string, unknown>): Record<string, unknown> {
+  const small: Record<string, unknown> = {}
+  for (const [field, value] of Object.entries(body)) {
+    if (value === null || typeof value === 'boolean' || typeof value === 'number' || (typeof value === 'string' && value.length <= SMALL_STRING)) small[field] = value
+  }
+  return small
+}
+
 /**
  * What an answer costs. A completed answer: Ollama's counts when it printed them, else the
  * estimate (frames streamed; prompt text for answers that stream nothing). An answer the client
  * left (or that broke off): the counts Ollama printed so far, completion at least the frames
  * streamed.
  */
-export function answerUsage (scanner: UsageScanner, counter: FrameCounter, completed: boolean, body: unknown): TokenUsage {
+export function answerUsage (scanner: UsageScanner, counter: FrameCounter, completed: boolean, promptEstimate: number): TokenUsage {
   const reported = scanner.usage
   let usage: TokenUsage
   if (completed && reported !== undefined) {
     usage = reported
   } else if (completed) {
-    usage = { promptTokens: counter.estimate === 0 ? estimatePromptTokens(body) : 0, completionTokens: counter.estimate, estimated: true }
+    usage = { promptTokens: counter.estimate === 0 ? promptEstimate : 0, completionTokens: counter.estimate, estimated: true }
   } else {
     usage = { promptTokens: scanner.prompt ?? 0, completionTokens: Math.max(scanner.completion ?? 0, counter.estimate), estimated: true }
     if (reported?.ollama !== undefined) usage.ollama = reported.ollama
@@ -136,6 +151,19 @@ export function answerUsage (scanner: UsageScanner, counter: FrameCounter, compl
  * estimate above (marked `estimated` on the log line).
  */
 export default fp(async function usagePlugin (fastify) {
+  fastify.decorateRequest('promptEstimate', undefined)
+  // The Go view of a JSON body may hold a whole prompt or chat history (the size of the body
+  // again, or twice that as UTF-16). Once the checks before it have run, only its small fields
+  // are read (routing's `stream`), so the rest is let go while the answer streams: the forwarded
+  // bytes are then the only copy kept, which server.max_body_bytes_in_flight accounts for.
+  fastify.addHook('preHandler', function keepOnlySmallBodyFields (request, _reply, done) {
+    const body = request.body
+    if (request.rawBody !== undefined && typeof body === 'object' && body !== null) {
+      if (request.routeOptions.config.countsTokens === true) request.promptEstimate = estimatePromptTokens(body)
+      request.body = smallFieldsOf(body as Record<string, unknown>)
+    }
+    done()
+  })
   fastify.observeUpstream(function countTokens (request: FastifyRequest, stream: NodeJS.ReadableStream, response: UpstreamResponse) {
     if (request.routeOptions.config.countsTokens !== true || response.statusCode >= 300) return
     const scanner = new UsageScanner()
@@ -150,7 +178,7 @@ export default fp(async function usagePlugin (fastify) {
     const settle = (completed: boolean) => {
       if (settled) return
       settled = true
-      const usage = answerUsage(scanner, counter, completed, request.body)
+      const usage = answerUsage(scanner, counter, completed, request.promptEstimate ?? 0)
       request.usage = usage
       const key = request.apiKey
       const total = usage.promptTokens + usage.completionTokens

@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// Per-request cost of a proxy, measured in ways a busy machine does not distort much:
+//   --mode cpu        utime+stime of the proxy per request over a fixed number of requests
+//   --mode callgrind  instructions (Ir) per request, counted by valgrind's callgrind over a
+//                     fixed number of requests after a warm-up (counters zeroed in between)
+//   --mode strace     system calls per request (strace -c on the proxy's threads) over a fixed count
+//   --mode rss        resident size right after start (no request yet) and after the run
+// Targets: product (dist/src/server.js), standin (../shared/bench), floor (bench/floor-proxy.ts).
+// Upstream: the Go fake Ollama of ../shared/bench (built by its setup), pinned to CPU 1; the
+// proxy is pinned to CPU 0. Only 127.0.0.1; every loop is bounded by a request count.
+//
+//   node bench/request-cost.mjs --mode callgrind --requests 2000 product standin floor
+//   node bench/request-cost.mjs --mode cpu --requests 20000 --route chat product
+//   node bench/request-cost.mjs --entry /elsewhere/dist/src/server.js product   (another build)
+import { spawn, execFileSync } from 'node:child_process'
+import { openSync, mkdtempSync, readFileSync, writeFileSync, readdirSync, existsSync } from 'node:fs'
+import { tmpdir, homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import http from 'node:http'
+import { parseArgs } from 'node:util'
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    mode: { type: 'string', default: 'cpu' },
+    requests: { type: 'string', default: '5000' },
+    warmup: { type: 'string', default: '2000' },
+    connections: { type: 'string', default: '64' },
+    route: { type: 'string', default: 'embeddings' },
+    'node-flags': { type: 'string', default: '' },
+    'cpu-prof': { type: 'string' },
+    stdout: { type: 'string' },
+    entry: { type: 'string', default: 'dist/src/server.js' },
+    'log-level': { type: 'string', default: 'info' }
+  }
+})
+const root = resolve(import.meta.dirname, '..')
+const shared = resolve(root, '../shared/bench')
+const binDir = [join(shared, '.bin'), join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ollama-proxy-bench')]
+  .find(dir => existsSync(join(dir, 'fake-ollama')))
+if (binDir === undefined) throw new Error('run ../shared/bench/setup first')
+const work = mkdtempSync(join(tmpdir(), 'request-cost-'))
+const children = []
+process.on('exit', () => { for (const child of children) { try { process.kill(-child.pid, 'SIGKILL') } catch {} } })
+
+function start (command, args, env, cpu, stdout = 'ignore') {
+  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', stdout, 'inherit'], cwd: root })
+  children.push(child)
+  return child
+}
+
+async function waitReady (port, timeoutMs = values.mode === 'callgrind' ? 600_000 : 60_000) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const ok = await new Promise(resolve => {
+      http.get({ host: '127.0.0.1', port, path: '/' }, res => { res.resume(); resolve(true) }).on('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  throw new Error(`nothing listening on ${port}`)
+}
+
+const bodies = {
+  embeddings: { path: '/api/embeddings', body: '{"model":"nomic-embed-text","prompt":"The sky is blue because of Rayleigh scattering."}' },
+  chat: { path: '/api/chat', body: '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":20}}' }
+}
+
+/** Sends exactly `count` requests over `connections` keep-alive connections; resolves with failures. */
+async function load (port, count, connections) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
+  const { path, body } = bodies[values.route]
+  let sent = 0
+  let failed = 0
+  const one = () => new Promise(resolve => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { authorization: 'Bearer gen-token', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, res => {
+      if (res.statusCode !== 200) failed++
+      res.resume()
+      res.on('end', resolve)
+    })
+    req.on('error', () => { failed++; resolve() })
+    req.end(body)
+  })
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (sent < count) { sent++; await one() }
+  }))
+  agent.destroy()
+  return failed
+}
+
+function cpuSeconds (pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+function rssMiB (pid) {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find(l => l.startsWith('VmRSS'))
+  return Number(line.split(/\s+/)[1]) / 1024
+}
+
+async function freePort () {
+  const server = http.createServer().listen(0, '127.0.0.1')
+  await new Promise(resolve => server.once('listening', resolve))
+  const { port } = server.address()
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+const upstreamPort = await freePort()
+start(join(binDir, 'fake-ollama'), ['-addr', `127.0.0.1:${upstreamPort}`], { FAKE_DELAY_MS: '0' }, 1)
+await waitReady(upstreamPort)
+const config = join(work, 'config.yaml')
+writeFileSync(config, `auth:\n  generate_tokens:\n    - "gen-token"\n  model_tokens:\n    - "model-token"\nservice:\n  base_url: "http://127.0.0.1:${upstreamPort}"\nlog:\n  level: ${values['log-level']}\n`)
+
+const nodeFlags = values['node-flags'].split(' ').filter(Boolean)
+if (values['cpu-prof'] !== undefined) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`)
+const targets = {
+  product: port => ['node', [...nodeFlags, values.entry], { OLLAMA_PROXY_CONFIG: config, PORT: String(port), HOST: '127.0.0.1' }],
+  standin: port => ['node', [...nodeFlags, join(shared, 'standin-node-proxy.mjs')], { BENCH_CONFIG: config, PORT: String(port), HOST: '127.0.0.1', OLLAMA_BASE_URL: `http://127.0.0.1:${upstreamPort}` }],
+  floor: port => ['node', [...nodeFlags, '--import', 'tsx', 'bench/floor-proxy.ts', String(upstreamPort), String(port)], {}]
+}
+
+const results = []
+for (const name of positionals.length > 0 ? positionals : ['product', 'standin', 'floor']) {
+  const port = await freePort()
+  let [command, args, env] = targets[name](port)
+  const outFile = join(work, `callgrind.${name}`)
+  if (values.mode === 'callgrind') {
+    args = ['--tool=callgrind', `--callgrind-out-file=${outFile}`, '--dump-instr=no', '--collect-jumps=no', command, ...args]
+    command = 'valgrind'
+  }
+  // --stdout keeps what the proxy prints (its log lines, --trace-gc output) for reading afterwards.
+  const child = start(command, args, env, 0, values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}`, 'w'))
+  await waitReady(port)
+  // taskset and valgrind both exec in place: the child's pid is the proxy's.
+  const measuredPid = child.pid
+  const idleRss = rssMiB(measuredPid)
+  const count = Number(values.requests)
+  await load(port, Number(values.warmup), Number(values.connections))
+  const result = { target: name, requests: count, idleRssMiB: +idleRss.toFixed(1) }
+  if (values.mode === 'callgrind') {
+    // vgdb names its pipes after $HOST, which the proxy's environment sets: use the same.
+    const control = (command) => execFileSync('callgrind_control', [command, String(child.pid)], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } })
+    control('-z')
+    result.failed = await load(port, count, Number(values.connections))
+    control('-d')
+    let dumps = []
+    for (let i = 0; i < 600 && dumps.length === 0; i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      dumps = readdirSync(work).filter(f => f.startsWith(`callgrind.${name}.`)).sort()
+    }
+    if (dumps.length === 0) throw new Error(`no callgrind dump in ${work}: ${readdirSync(work).join(' ')}`)
+    const last = readFileSync(join(work, dumps[dumps.length - 1]), 'utf8')
+    const total = Number(/^(?:summary|totals): (\d+)/m.exec(last)[1])
+    result.instructionsPerRequest = Math.round(total / count)
+    result.dump = join(work, dumps[dumps.length - 1])
+  } else if (values.mode === 'strace') {
+    const out = join(work, `strace.${name}`)
+    const tracer = spawn('strace', ['-c', '-f', '-p', String(measuredPid), '-o', out], { stdio: 'ignore' })
+    await new Promise(resolve => setTimeout(resolve, 1000)) // attached to every thread
+    result.failed = await load(port, count, Number(values.connections))
+    tracer.kill('SIGINT')
+    await new Promise(resolve => tracer.once('exit', resolve))
+    result.syscallsPerRequest = {}
+    for (const line of readFileSync(out, 'utf8').split('\n')) {
+      const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line)
+      if (m !== null && Number(m[1]) >= count / 20) result.syscallsPerRequest[m[2]] = +(Number(m[1]) / count).toFixed(2)
+    }
+  } else {
+    const before = cpuSeconds(measuredPid)
+    const t0 = performance.now()
+    result.failed = await load(port, count, Number(values.connections))
+    result.seconds = +((performance.now() - t0) / 1000).toFixed(2)
+    result.cpuMsPerRequest = +((cpuSeconds(measuredPid) - before) * 1000 / count).toFixed(4)
+    result.requestsPerCpuSecond = Math.round(count / (cpuSeconds(measuredPid) - before))
+  }
+  result.rssAfterMiB = +rssMiB(measuredPid).toFixed(1)
+  process.kill(-child.pid, 'SIGTERM')
+  await new Promise(resolve => child.once('exit', resolve))
+  results.push(result)
+  console.log(JSON.stringify(result))
+}
+process.exit(0)
