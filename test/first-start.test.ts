@@ -1,29 +1,14 @@
 // The first start of a user, through the real process: a terminal, the README's placeholders,
 // the config found from any folder.
 import assert from 'node:assert/strict'
-import { cpSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { stringify } from 'yaml'
 import { ConfigError, isPlaceholderToken, parseConfig } from '../plugins/config/config-loader.js'
 import { startFakeOllama } from './fake-ollama.js'
-import { TOKENS } from './helper.js'
-import { nodeArgs, ROOT, spawnProcess, TSX_LOADER } from './proxy-process.js'
-
-function configFile (document: Record<string, unknown>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-first-'))
-  const file = join(dir, 'config.yaml')
-  writeFileSync(file, stringify(document))
-  return file
-}
-
-const baseConfig = (ollama: string, extra: Record<string, unknown> = {}) => ({
-  auth: { generate_tokens: [TOKENS.generate] },
-  service: { base_url: ollama },
-  server: { host: '127.0.0.1', port: 0 },
-  ...extra
-})
+import { baseConfig, configFile, nodeArgs, ROOT, spawnProcess, TSX_LOADER } from './proxy-process.js'
 
 test('on a terminal, npm start logs pretty lines (pino-pretty is installed)', async (t) => {
   const fake = await startFakeOllama()

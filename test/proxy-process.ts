@@ -1,5 +1,10 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stringify } from 'yaml'
+import { TOKENS } from './helper.js'
 import type { TestContext } from 'node:test'
 
 /** The package root, whatever folder the tests run from. */
@@ -59,3 +64,19 @@ export function spawnProcess (t: TestContext, command: string, args: string[], o
     exited
   }
 }
+
+/** Writes `document` as YAML to config.yaml in a new temporary folder; returns the file's path. */
+export function configFile (document: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-first-'))
+  const file = join(dir, 'config.yaml')
+  writeFileSync(file, stringify(document))
+  return file
+}
+
+/** A config for a real process: the test generate token, Ollama at `ollama`, any free port. */
+export const baseConfig = (ollama: string, extra: Record<string, unknown> = {}) => ({
+  auth: { generate_tokens: [TOKENS.generate] },
+  service: { base_url: ollama },
+  server: { host: '127.0.0.1', port: 0 },
+  ...extra
+})

@@ -1,28 +1,10 @@
 // Shutdown through the real process when stdout's reader is gone (`| head -2`).
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
-import { stringify } from 'yaml'
 import { startFakeOllama } from './fake-ollama.js'
 import { TOKENS } from './helper.js'
-import { nodeArgs, spawnProcess } from './proxy-process.js'
-
-function configFile (document: Record<string, unknown>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-first-'))
-  const file = join(dir, 'config.yaml')
-  writeFileSync(file, stringify(document))
-  return file
-}
-
-const baseConfig = (ollama: string, extra: Record<string, unknown> = {}) => ({
-  auth: { generate_tokens: [TOKENS.generate] },
-  service: { base_url: ollama },
-  server: { host: '127.0.0.1', port: 0 },
-  ...extra
-})
+import { baseConfig, configFile, nodeArgs, spawnProcess } from './proxy-process.js'
 
 test('SIGTERM ends the process though stdout\'s reader is gone; so does a second signal mid-drain', async (t) => {
   const fake = await startFakeOllama()

@@ -1,28 +1,9 @@
 // Start-up mistakes and an unreachable Ollama, through the real process: one clear line each.
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
-import { stringify } from 'yaml'
 import { startFakeOllama } from './fake-ollama.js'
-import { TOKENS } from './helper.js'
-import { nodeArgs, spawnProcess } from './proxy-process.js'
-
-function configFile (document: Record<string, unknown>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-first-'))
-  const file = join(dir, 'config.yaml')
-  writeFileSync(file, stringify(document))
-  return file
-}
-
-const baseConfig = (ollama: string, extra: Record<string, unknown> = {}) => ({
-  auth: { generate_tokens: [TOKENS.generate] },
-  service: { base_url: ollama },
-  server: { host: '127.0.0.1', port: 0 },
-  ...extra
-})
+import { baseConfig, configFile, nodeArgs, spawnProcess } from './proxy-process.js'
 
 /** A loopback port nothing listens on (taken, then given back). */
 async function freePort (): Promise<number> {
