@@ -18,7 +18,11 @@ if (files.length === 0) {
   process.exit(1)
 }
 
-// The timeout only catches a hang: tests wait for events, and a busy machine may run a file for minutes.
+// --test-timeout is a guard against hangs, not a speed target (tests wait for events). Node 20
+// applies it to each test file as a whole too, and a file of process-spawning tests takes minutes
+// on a busy machine, so it is generous.
+const TEST_TIMEOUT_MS = 300_000
+
 // The spec reporter on stdout as usual (CI reads its closing lines); skipped tests go to a file
 // through our reporter, and one line after everything names them and why.
 const skipDir = mkdtempSync(join(tmpdir(), 'ollama-proxy-test-skips-'))
@@ -27,7 +31,7 @@ const result = spawnSync(process.execPath, [
   '--import', 'tsx', '--test',
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   `--test-reporter=${new URL('./skip-reporter.mjs', import.meta.url).href}`, `--test-reporter-destination=${skipFile}`,
-  '--test-concurrency=2', '--test-timeout=300000', ...files
+  '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files
 ], { stdio: 'inherit' })
 console.log(summariseSkips(skipFile))
 rmSync(skipDir, { recursive: true, force: true })

@@ -25,6 +25,34 @@ test('on a terminal, npm start logs pretty lines (pino-pretty is installed)', as
   await proxy.exited
 })
 
+test('a proxy whose terminal has gone (SIGHUP, then SIGTERM) still exits', async (t) => {
+  // Node 20 asserts while resetting a vanished terminal at exit; with a JS listener on SIGSEGV
+  // (close-with-grace's default list) that abort turned into a 100 % CPU loop that only SIGKILL ended.
+  const fake = await startFakeOllama()
+  t.after(async () => { await fake.close() })
+  const file = configFile(baseConfig(fake.url))
+  const node = [process.execPath, ...nodeArgs('src/server.ts', ['--config', file])].map(a => `'${a}'`).join(' ')
+  // The shell tells us its pid on fd 3 and becomes the proxy, which keeps fd 3 open until it exits.
+  const terminal = spawnProcess(t, 'script', ['-qfec', `echo $$ >&3; exec ${node}`, '/dev/null'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
+  const pidPipe = terminal.child.stdio[3] as NodeJS.ReadableStream
+  let pidText = ''
+  pidPipe.on('data', (chunk: Buffer) => { pidText += chunk.toString() })
+  const proxyGone = new Promise<void>(resolve => pidPipe.on('close', () => resolve()))
+  await terminal.waitFor(/ollama-proxy ready/)
+  const pid = Number(pidText.trim())
+  assert.ok(pid > 0, `the proxy's pid arrived: ${JSON.stringify(pidText)}`)
+  t.after(() => { try { process.kill(pid, 'SIGKILL') } catch {} })
+  const terminalGone = new Promise(resolve => terminal.child.once('exit', resolve))
+  terminal.child.kill('SIGKILL') // the terminal closes: the proxy gets SIGHUP (a reload) and lives on
+  await terminalGone
+  process.kill(pid, 'SIGTERM')
+  let guard: NodeJS.Timeout | undefined
+  const hung = new Promise<'hung'>(resolve => { guard = setTimeout(() => resolve('hung'), 60_000) })
+  const outcome = await Promise.race([proxyGone.then(() => 'exited' as const), hung])
+  clearTimeout(guard)
+  assert.equal(outcome, 'exited', 'the proxy still ran a minute after SIGTERM')
+})
+
 test('placeholders from the README and the example file are refused, naming the field', () => {
   const cases: Array<[string, string]> = [
     ['<secret>', 'auth.generate_tokens.0'],

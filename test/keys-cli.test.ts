@@ -74,3 +74,23 @@ test('keys: mistakes are one line and a non-zero exit, and the file is untouched
   }))
   assert.equal(readFileSync(file, 'utf8'), HAND_WRITTEN)
 })
+
+test('keys add mints the first key of a file that has no token yet; revoking the last token is refused', async (t) => {
+  // The proxy refuses such a file and points at `keys add`, so `keys add` must accept it.
+  const empty = '# placeholders deleted by hand\nauth:\n  generate_tokens: []\nservice:\n  base_url: "http://127.0.0.1:1"\n'
+  const file = handWrittenFile(empty)
+  const added = await keys(t, ['add', 'first', '--scopes', 'generate', '--config', file])
+  assert.equal(added.code, 0, added.stderr)
+  const key = added.stdout.trim()
+  assert.deepEqual(parse(readFileSync(file, 'utf8')).auth.keys, [{ name: 'first', key: `sha256:${sha256(key)}`, scopes: ['generate'] }])
+  assert.ok(readFileSync(file, 'utf8').startsWith('# placeholders deleted by hand\n'), 'the rest of the file is kept')
+
+  const listed = await keys(t, ['list', '--config', handWrittenFile(empty)])
+  assert.equal(listed.code, 0, listed.stderr)
+
+  const before = readFileSync(file, 'utf8')
+  const revoked = await keys(t, ['revoke', 'first', '--config', file])
+  assert.equal(revoked.code, 1, 'a file without any token would stop the proxy')
+  assert.match(revoked.stderr, /^ollama-proxy keys: .*auth: no token configured/)
+  assert.equal(readFileSync(file, 'utf8'), before, 'the file is untouched')
+})

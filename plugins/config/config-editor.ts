@@ -31,14 +31,15 @@ export interface EditableConfig {
 
 /**
  * Reads and validates a config file for editing. Errors (ConfigError, one line): no such file,
- * invalid YAML, or a file the proxy itself would refuse.
+ * invalid YAML, or a file the proxy itself would refuse, except for having no token yet: adding
+ * the first key is how such a file is fixed (saveConfig still refuses to write a file without).
  */
 export function openConfig (file: string): EditableConfig {
   if (!existsSync(file)) {
     throw new ConfigError(`${file}: no config file there; start the proxy once to create one, or name another with --config`)
   }
   const text = readFileSync(file, 'utf8')
-  const config = parseConfig(text, file)
+  const config = parseConfig(text, file, {}, { requireToken: false })
   const document = parseDocument(text)
   return { file, text, document, config }
 }

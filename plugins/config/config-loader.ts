@@ -135,7 +135,12 @@ export function loadConfig (options: LoadOptions = {}): ProxyConfig {
   return parseConfig(readFileSync(file, 'utf8'), file, env)
 }
 
-export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv = {}): ProxyConfig {
+/**
+ * Parses and validates a config file's text (`file` only names it in messages); throws a
+ * one-line ConfigError. `requireToken: false` accepts a file without any token, which the
+ * keys CLI opens to add the first one (the proxy itself never starts without a token).
+ */
+export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv = {}, { requireToken = true } = {}): ProxyConfig {
   let data: unknown
   try {
     data = parseYaml(text, { prettyErrors: true })
@@ -155,7 +160,7 @@ export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv 
     if (variable !== undefined) throw new ConfigError(`environment variable ${variable}=${JSON.stringify(env[variable])}: ${describeSchemaError(errors, data).replace(/^[^:]*: /, '')}`)
     throw new ConfigError(`${file}: ${describeSchemaError(errors, data)}`)
   }
-  return resolveConfig(data, file)
+  return resolveConfig(data, file, requireToken)
 }
 
 /** Writes the env overrides into the parsed file; returns which field each variable set. */
@@ -236,7 +241,7 @@ function seconds (value: number | undefined, fallback: number): number {
   return Math.round((value ?? fallback) * SECOND)
 }
 
-function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
+function resolveConfig (data: ConfigFile, file: string, requireToken: boolean): ProxyConfig {
   const service = data.service ?? {}
   const upstreams = service.upstreams !== undefined
     ? service.upstreams.map((u, i) => ({ ...upstreamAddress(u.url, file, `service.upstreams.${i}.url`), name: u.name ?? neutralHostName(i), maxConcurrent: u.max_concurrent ?? null }))
@@ -252,7 +257,7 @@ function resolveConfig (data: ConfigFile, file: string): ProxyConfig {
     metricsTokens: data.auth.metrics_tokens ?? [],
     keys: data.auth.keys ?? []
   }
-  checkTokens(auth, file)
+  checkTokens(auth, file, requireToken)
 
   const server = data.server ?? {}
   const bodyLimit = server.body_limit ?? 100 * 1024 * 1024
@@ -343,19 +348,19 @@ function neutralHostName (index: number): string {
   return `host-${index + 1}`
 }
 
-function checkTokens (auth: ProxyConfig['auth'], file: string): void {
+function checkTokens (auth: ProxyConfig['auth'], file: string, requireToken: boolean): void {
   const all: Array<[string, string]> = [
     ...auth.generateTokens.map((t, i): [string, string] => [`auth.generate_tokens.${i}`, t]),
     ...auth.modelTokens.map((t, i): [string, string] => [`auth.model_tokens.${i}`, t]),
     ...auth.metricsTokens.map((t, i): [string, string] => [`auth.metrics_tokens.${i}`, t]),
     ...auth.keys.map((k, i): [string, string] => [`auth.keys.${i}.key`, k.key])
   ]
-  if (all.length === 0) {
-    throw new ConfigError(`${file}: auth: no token configured; add at least one to auth.generate_tokens, auth.model_tokens or auth.keys`)
+  if (all.length === 0 && requireToken) {
+    throw new ConfigError(`${file}: auth: no token configured; add at least one to auth.generate_tokens, auth.model_tokens or auth.keys (npx ollama-proxy keys add NAME --scopes generate)`)
   }
   for (const [field, token] of all) {
     if (isPlaceholderToken(token)) {
-      throw new ConfigError(`${file}: ${field}: this is a placeholder from the documentation, not a secret; put a token of your own there (openssl rand -hex 32), or mint a named key with: npx ollama-proxy keys add NAME`)
+      throw new ConfigError(`${file}: ${field}: this is a placeholder from the documentation, not a secret; put a token of your own there (openssl rand -hex 32), or delete it and mint a named key with: npx ollama-proxy keys add NAME --scopes generate`)
     }
     if (token.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/i.test(token)) {
       throw new ConfigError(`${file}: ${field}: expected "sha256:" followed by 64 hex digits`)
