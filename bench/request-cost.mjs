@@ -31,7 +31,9 @@ const { values, positionals } = parseArgs({
     'cpu-prof': { type: 'string' },
     stdout: { type: 'string' },
     entry: { type: 'string', default: 'dist/src/server.js' },
-    'log-level': { type: 'string', default: 'info' }
+    'log-level': { type: 'string', default: 'info' },
+    // Callgrind counts do not depend on the core: parallel callgrind runs may spread over both.
+    'proxy-cpu': { type: 'string', default: '0' }
   }
 })
 const root = resolve(import.meta.dirname, '..')
@@ -129,7 +131,7 @@ for (const name of positionals.length > 0 ? positionals : ['product', 'standin',
     command = 'valgrind'
   }
   // --stdout keeps what the proxy prints (its log lines, --trace-gc output) for reading afterwards.
-  const child = start(command, args, env, 0, values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}`, 'w'))
+  const child = start(command, args, env, Number(values['proxy-cpu']), values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}`, 'w'))
   await waitReady(port)
   // taskset and valgrind both exec in place: the child's pid is the proxy's.
   const measuredPid = child.pid
