@@ -12,6 +12,9 @@
 //   node bench/request-cost.mjs --mode callgrind --requests 2000 product standin floor
 //   node bench/request-cost.mjs --mode cpu --requests 20000 --route chat product
 //   node bench/request-cost.mjs --entry /elsewhere/dist/src/server.js product   (another build)
+// Comparing builds under callgrind: add --node-flags=--no-concurrent-recompilation, or valgrind's
+// starving of V8's background compiler decides how much unoptimised code runs in the window.
+// --proxy-cpu 1 lets two callgrind runs go side by side (counts do not depend on the core).
 import { spawn, execFileSync } from 'node:child_process'
 import { openSync, mkdtempSync, readFileSync, writeFileSync, readdirSync, existsSync } from 'node:fs'
 import { tmpdir, homedir } from 'node:os'
