@@ -12,6 +12,9 @@
 //   node bench/request-cost.mjs --mode callgrind --requests 2000 product standin floor
 //   node bench/request-cost.mjs --mode cpu --requests 20000 --route chat product
 //   node bench/request-cost.mjs --entry /elsewhere/dist/src/server.js product   (another build)
+// Comparing builds under callgrind: add --node-flags=--no-concurrent-recompilation, or valgrind's
+// starving of V8's background compiler decides how much unoptimised code runs in the window.
+// --proxy-cpu 1 lets two callgrind runs go side by side (counts do not depend on the core).
 import { spawn, execFileSync } from 'node:child_process'
 import { openSync, mkdtempSync, readFileSync, writeFileSync, readdirSync, existsSync } from 'node:fs'
 import { tmpdir, homedir } from 'node:os'
@@ -31,7 +34,9 @@ const { values, positionals } = parseArgs({
     'cpu-prof': { type: 'string' },
     stdout: { type: 'string' },
     entry: { type: 'string', default: 'dist/src/server.js' },
-    'log-level': { type: 'string', default: 'info' }
+    'log-level': { type: 'string', default: 'info' },
+    // Callgrind counts do not depend on the core: parallel callgrind runs may spread over both.
+    'proxy-cpu': { type: 'string', default: '0' }
   }
 })
 const root = resolve(import.meta.dirname, '..')
@@ -129,7 +134,7 @@ for (const name of positionals.length > 0 ? positionals : ['product', 'standin',
     command = 'valgrind'
   }
   // --stdout keeps what the proxy prints (its log lines, --trace-gc output) for reading afterwards.
-  const child = start(command, args, env, 0, values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}`, 'w'))
+  const child = start(command, args, env, Number(values['proxy-cpu']), values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}`, 'w'))
   await waitReady(port)
   // taskset and valgrind both exec in place: the child's pid is the proxy's.
   const measuredPid = child.pid

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { acceptJsonBodies, acceptMultipartBodies, acceptRawBodies } from '../plugins/http/body.js'
 import { upstreamPathFor, type RouteSpec } from './route-table.js'
+import { routeConfigOf } from '../plugins/http/per-request.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,7 +12,7 @@ declare module 'fastify' {
 type Params = Record<string, string> | undefined
 
 function proxyHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const spec = request.routeOptions.config.spec as RouteSpec
+  const spec = routeConfigOf(request).spec as RouteSpec
   reply.proxy(upstreamPathFor(spec, request.params as Params))
   return reply
 }

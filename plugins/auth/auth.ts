@@ -4,6 +4,7 @@ import { sendError } from '../http/error-shapes.js'
 import { modelAllowed } from './model-names.js'
 import { modelsNamed, remoteHostNamed, type ModelField } from './model-fields.js'
 import { identify, KeyRing, type Access, type ApiKey, type Identification } from './keys.js'
+import { routeConfigOf } from '../http/per-request.js'
 
 const CREDENTIAL_ERRORS: Record<Extract<Identification, { error: string }>['error'], string> = {
   missing: 'missing API key: send "Authorization: Bearer <key>"',
@@ -37,7 +38,7 @@ export default fp(async function authPlugin (fastify) {
   fastify.decorateRequest('apiKey', undefined)
 
   fastify.addHook('onRequest', function checkKey (request: FastifyRequest, reply: FastifyReply, done) {
-    const access = request.routeOptions.config.access
+    const access = routeConfigOf(request).access
     if (access === undefined || access === 'public') {
       done()
       return
@@ -58,7 +59,7 @@ export default fp(async function authPlugin (fastify) {
 
   // The allowlist needs the parsed body, so it runs once the body is read and validated.
   fastify.addHook('preHandler', function checkModels (request, reply, done) {
-    const field = request.routeOptions.config.modelField
+    const field = routeConfigOf(request).modelField
     if (field === undefined) {
       done()
       return

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BUSY_RETRY_AFTER_SECONDS, ByteBudget } from './body-reader.js'
 import { rememberReply } from './body.js'
 import { sendError } from './error-shapes.js'
+import { perRequestSlots } from './per-request.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -40,6 +41,7 @@ function bodyLeftUnread (request: FastifyRequest): boolean {
 export default fp(async function admissionPlugin (fastify) {
   const { maxConnections, maxBodyBytesInFlight } = fastify.config.server
   fastify.decorate('bodyBudget', new ByteBudget(maxBodyBytesInFlight))
+  fastify.decorateRequest(perRequestSlots.routeConfig as unknown as string, undefined)
 
   fastify.removeAllContentTypeParsers()
   // Routes outside the route table's scopes (health, metrics, 405 answers) take no body: never read it.

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError } from './error-shapes.js'
+import { onResponseClose } from './per-request.js'
 
 /** Seconds a client refused for memory pressure is asked to wait (`Retry-After`). */
 export const BUSY_RETRY_AFTER_SECONDS = 1
@@ -63,7 +64,7 @@ export async function readBody (request: FastifyRequest, reply: FastifyReply, pa
   if (declared !== undefined && declared > limit) throw tooLarge(what, limit)
 
   let reserved = 0
-  reply.raw.once('close', () => { budget.release(reserved) })
+  onResponseClose(reply, () => { budget.release(reserved) })
   if (declared !== undefined) {
     if (!budget.tryReserve(declared)) throw busy()
     reserved = declared

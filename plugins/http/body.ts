@@ -5,6 +5,7 @@ import { bytesToCheck } from './content-encoding.js'
 import { ProxyError } from './error-shapes.js'
 import { parseJsonBody } from './json-body.js'
 import { multipartModels } from './multipart-model.js'
+import { routeConfigOf } from './per-request.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,9 +32,10 @@ export function acceptJsonBodies (instance: FastifyInstance, bodyLimit: number):
   instance.addContentTypeParser('*', async function readJson (request: FastifyRequest, payload: Readable) {
     const body = await readBody(request, replyOf(request), payload, { limit: bodyLimit, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'request body' })
     if (body.length === 0) return undefined
-    const decodes = request.routeOptions.config.spec?.decodes ?? []
+    const config = routeConfigOf(request)
+    const decodes = config.spec?.decodes ?? []
     // The routes that decode zstd are those behind Ollama's cloud passthrough, which also reads `model` by its exact key.
-    const parsed = parseJsonBody(bytesToCheck(request.raw, body, decodes, bodyLimit), request.routeOptions.config.goStruct, decodes.length > 0)
+    const parsed = parseJsonBody(bytesToCheck(request.raw, body, decodes, bodyLimit), config.goStruct, decodes.length > 0)
     if (!parsed.ok) throw new ProxyError(400, parsed.message)
     request.rawBody = body
     return parsed.value

@@ -1,4 +1,3 @@
-import { Busboy } from '@fastify/busboy'
 import { ProxyError } from './error-shapes.js'
 
 /**
@@ -126,6 +125,8 @@ function parameterKeys (value: string): string[] {
 }
 
 async function formFields (body: Buffer, contentType: string, wanted: string): Promise<string[]> {
+  // Loaded on the first transcription upload: most deployments never see one (~5 MiB resident).
+  const { Busboy } = await import('@fastify/busboy')
   return await new Promise<string[]>((resolve, reject) => {
     const values: string[] = []
     let parser

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError } from '../http/error-shapes.js'
 import { ConcurrencySlots, MemoryWindows, type WindowStore } from './key-limits.js'
 import { chargeTokenWindow, limitHeaders, refuseWhenTokensSpent, secondsLeft } from './token-window.js'
+import { onResponseClose } from '../http/per-request.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -55,7 +56,7 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
         throw new ProxyError(429, `concurrency limit exceeded: this key may run ${concurrent} requests at once`, { ...limitHeaders(concurrent, 0, 1), 'retry-after': '1' })
       }
       // 'close' comes once per response, finished or aborted: the slot can never leak.
-      reply.raw.once('close', () => slots.release(key.name))
+      onResponseClose(reply, () => { slots.release(key.name) })
     }
   }
 

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
+import { onResponseClose, routeConfigOf } from '../http/per-request.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -77,10 +78,10 @@ export default fp(async function requestLogPlugin (fastify) {
   // during the answer) never reaches onResponse, so the line is written here, once, as 499.
   fastify.addHook('onRequest', function logOnClose (request, reply, done) {
     reply.header('x-request-id', request.id)
-    reply.raw.once('close', () => {
+    onResponseClose(reply, () => {
       const finished = reply.raw.writableFinished
       finish(request, {
-        route: request.routeOptions.url ?? null,
+        route: routeConfigOf(request).url ?? null,
         status: finished ? reply.statusCode : 499,
         ms: reply.elapsedTime,
         aborted: !finished

@@ -4,6 +4,7 @@ import { normaliseModel } from '../auth/model-names.js'
 import type { OllamaDurations, TokenUsage } from './request-log.js'
 import type { UpstreamResponse } from '../upstream/upstream.js'
 import { assertIdentityEncoding } from '../upstream/bounded-read.js'
+import { routeConfigOf } from '../http/per-request.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -108,9 +109,17 @@ export class FrameCounter {
 export function estimatePromptTokens (body: unknown): number {
   if (typeof body !== 'object' || body === null) return 0
   const fields = body as Record<string, unknown>
-  const texts = [fields.prompt, fields.input].flat().filter((t): t is string => typeof t === 'string')
-  const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0)
-  return Math.ceil(bytes / 4)
+  // Runs on every generate request: no intermediate arrays.
+  return Math.ceil((textBytes(fields.prompt) + textBytes(fields.input)) / 4)
+}
+
+/** UTF-8 bytes of a string, or of the strings directly inside an array (as `[x].flat()` would see them). */
+function textBytes (value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value)
+  if (!Array.isArray(value)) return 0
+  let bytes = 0
+  for (const item of value) if (typeof item === 'string') bytes += Buffer.byteLength(item)
+  return bytes
 }
 
 const SMALL_STRING = 1024
@@ -118,7 +127,8 @@ const SMALL_STRING = 1024
 /** The scalar fields of a body view (strings up to 1 KiB): what is read of it after the checks. */
 function smallFieldsOf (body: Record<string, unknown>): Record<string, unknown> {
   const small: Record<string, unknown> = {}
-  for (const [field, value] of Object.entries(body)) {
+  for (const field of Object.keys(body)) {
+    const value = body[field]
     if (value === null || typeof value === 'boolean' || typeof value === 'number' || (typeof value === 'string' && value.length <= SMALL_STRING)) small[field] = value
   }
   return small
@@ -159,13 +169,13 @@ export default fp(async function usagePlugin (fastify) {
   fastify.addHook('preHandler', function keepOnlySmallBodyFields (request, _reply, done) {
     const body = request.body
     if (request.rawBody !== undefined && typeof body === 'object' && body !== null) {
-      if (request.routeOptions.config.countsTokens === true) request.promptEstimate = estimatePromptTokens(body)
+      if (routeConfigOf(request).countsTokens === true) request.promptEstimate = estimatePromptTokens(body)
       request.body = smallFieldsOf(body as Record<string, unknown>)
     }
     done()
   })
   fastify.observeUpstream(function countTokens (request: FastifyRequest, stream: NodeJS.ReadableStream, response: UpstreamResponse) {
-    if (request.routeOptions.config.countsTokens !== true || response.statusCode >= 300) return
+    if (routeConfigOf(request).countsTokens !== true || response.statusCode >= 300) return
     const scanner = new UsageScanner()
     let encoded = false
     try {

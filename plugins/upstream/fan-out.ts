@@ -5,6 +5,7 @@ import { assertIdentityEncoding, discard, LineSplitter, MAX_ANSWER_BYTES, MAX_LI
 import type { Listing } from '../auth/model-fields.js'
 import { ProxyError } from '../http/error-shapes.js'
 import { withHostCredentials, type Host, type UpstreamPool } from './upstream-pool.js'
+import { onResponseClose } from '../http/per-request.js'
 
 const LISTING_TIMEOUT_MS = 10_000
 
@@ -132,7 +133,7 @@ function tagLine (host: Host, line: string): string {
 function mergeStreams (agent: Agent, hosts: Host[], path: string, request: FastifyRequest, reply: FastifyReply): void {
   const out = new PassThrough()
   const controller = new AbortController()
-  reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
+  onResponseClose(reply, () => { if (!reply.raw.writableFinished) controller.abort() })
   const bodies = new Set<Dispatcher.ResponseData['body']>()
   const write = (line: string) => {
     if (!out.write(line + '\n')) for (const body of bodies) body.pause()

@@ -6,6 +6,7 @@ import { filteredListing } from './listing.js'
 import { filterListing, type Listing } from '../auth/model-fields.js'
 import { ignoreFailure, type Host } from './upstream-pool.js'
 import type { ForwardOptions } from './upstream.js'
+import { onResponseClose, routeConfigOf } from '../http/per-request.js'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -65,16 +66,16 @@ export default fp(async function routingPlugin (fastify) {
     if (request.upstream !== undefined) request.upstream.host = host.name
     const tried = new Set([host.name])
     let current: Host | undefined = host
-    if (release) reply.raw.once('close', () => { if (current !== undefined) pool.release(current) })
+    if (release) onResponseClose(reply, () => { if (current !== undefined) pool.release(current) })
     const retry = (code: string): boolean => {
       // Only a failed connection says the host is down; a slow model load (504) does not.
       if (!NEVER_ARRIVED.has(code) || current === undefined) return false
       pool.markDown(current, code)
-      if (!release || !plan.retryElsewhere || request.routeOptions.config.rawBody === true) return false
+      if (!release || !plan.retryElsewhere || routeConfigOf(request).rawBody === true) return false
       pool.release(current)
       current = undefined
       const controller = new AbortController()
-      reply.raw.once('close', () => controller.abort())
+      onResponseClose(reply, () => { controller.abort() })
       pool.acquire(request.model, controller.signal, tried).then(next => {
         current = next
         tried.add(next.name)
@@ -97,7 +98,7 @@ export default fp(async function routingPlugin (fastify) {
   /** Waits for a slot (in the shared queue), then forwards; `only` restricts the choice to one host. */
   function forwardWithSlot (request: FastifyRequest, reply: FastifyReply, path: string, only?: Host): void {
     const controller = new AbortController()
-    reply.raw.once('close', () => controller.abort())
+    onResponseClose(reply, () => { controller.abort() })
     const others = new Set(only === undefined ? [] : pool.hosts.filter(h => h !== only).map(h => h.name))
     pool.acquire(request.model, controller.signal, others).then(host => {
       if (reply.raw.destroyed) {
@@ -117,7 +118,7 @@ export default fp(async function routingPlugin (fastify) {
    * Model management and blob uploads, which take no slot when fanned out, take none here either.
    */
   function forwardToNamedHost (request: FastifyRequest, reply: FastifyReply, path: string, host: Host): void {
-    const config = request.routeOptions.config
+    const config = routeConfigOf(request)
     const allowlist = request.apiKey?.models
     if (config.listing !== undefined) {
       const onResponse = allowlist != null ? filteredListing(config.listing, allowlist) : undefined
@@ -152,7 +153,7 @@ export default fp(async function routingPlugin (fastify) {
 
   // Refused right after the key check, before a body is read or an upload accepted.
   fastify.addHook('onRequest', function checkHostNaming (request, reply, done) {
-    const access = request.routeOptions.config.access
+    const access = routeConfigOf(request).access
     if (access === 'generate' || access === 'models:read' || access === 'models:admin') {
       if (refuseHostNaming(request, reply)) return
     }
@@ -161,7 +162,7 @@ export default fp(async function routingPlugin (fastify) {
 
   fastify.decorateReply('proxy', function proxy (this: FastifyReply, path: string): void {
     const request = this.request
-    const config = request.routeOptions.config
+    const config = routeConfigOf(request)
     const allowlist = request.apiKey?.models
 
     const name = namedHost(request)

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError, sendError } from '../http/error-shapes.js'
 import { UpstreamPool, type Host } from './upstream-pool.js'
+import { onResponseClose, routeConfigOf } from '../http/per-request.js'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -120,7 +121,7 @@ function stripClientHeaders (request: FastifyRequest, headers: IncomingHttpHeade
   for (const name of CLIENT_ONLY_HEADERS) delete headers[name]
   headers['x-request-id'] = request.id
   // Answers the proxy reads (listings it filters, token counts) must come uncompressed.
-  const config = request.routeOptions.config
+  const config = routeConfigOf(request)
   if (config.listing !== undefined || config.countsTokens === true) headers['accept-encoding'] = 'identity'
   return headers
 }
@@ -222,7 +223,7 @@ export default fp(async function upstreamPlugin (fastify) {
     const request = this.request
     const raw = this.raw
     const gone = new ClientGone()
-    raw.once('close', () => { if (!raw.writableFinished) gone.abort() })
+    onResponseClose(this, () => { if (!raw.writableFinished) gone.abort() })
     ;(this as ReplyWithForward)[kOnResponse] = options?.onResponse
     ;(this as ReplyWithForward)[kOnConnectError] = options?.onConnectError
     request.upstream = { startedAt: performance.now(), host: request.upstream?.host }
