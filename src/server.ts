@@ -5,7 +5,6 @@ import app, { serverOptions } from './app.js'
 import { createLogger } from './logger.js'
 import { ConfigError, loadConfig, redactUrlCredentials, sharedSeedTokens, shortTokenFields, type ProxyConfig } from '../plugins/config/config-loader.js'
 import { handleShutdownSignals } from './shutdown.js'
-import { withoutCredentials } from '../plugins/upstream/upstream-pool.js'
 
 export const USAGE = `Usage: ollama-proxy [--config <file>]
        ollama-proxy keys add|list|revoke ...   (ollama-proxy keys --help)
@@ -85,7 +84,8 @@ async function main (): Promise<void> {
   logger.info({
     address: server.addresses().map(a => typeof a === 'string' ? a : `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`),
     config: config.file,
-    upstreams: config.service.upstreams.map(u => withoutCredentials(u.url)),
+    // `url` is the origin only: credentials from the configured URL live in `authorization`.
+    upstreams: config.service.upstreams.map(u => u.url + u.basePath),
     keys: server.keyRing.size
   }, 'ollama-proxy ready')
   server.upstreams.watchReachability()

@@ -31,7 +31,8 @@ export function redisAvailable (): boolean {
   return redisServerPath() !== undefined
 }
 
-async function freePort (): Promise<number> {
+/** A loopback port that was free a moment ago (bound, then released). */
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)

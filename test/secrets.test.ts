@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
@@ -10,6 +9,7 @@ import { stringify } from 'yaml'
 import { KeyRing } from '../plugins/auth/keys.js'
 import { ConfigError, parseConfig, redactUrlCredentials, sharedSeedTokens } from '../plugins/config/config-loader.js'
 import { startFakeOllama } from './fake-ollama.js'
+import { freePort } from './redis-server.js'
 
 const A = 'first-secret-0000000000000000000000001'
 const B = 'second-secret-000000000000000000000002'
@@ -70,17 +70,6 @@ test('redis.url must be a parseable redis:// or rediss:// URL; the error never q
   assert.equal(redactUrlCredentials(`connect to redis://u:${secret}@h:1/0 and rediss://:${secret}@x failed`), 'connect to redis://***@h:1/0 and rediss://***@x failed')
 })
 
-async function closedPort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
-}
-
 /** Runs src/server.ts with a config; resolves with everything printed once `done(output)` holds or the process exits. */
 async function runServer (t: TestContext, document: Record<string, unknown>, done: (output: string) => boolean): Promise<{ output: string, code: number | null | undefined }> {
   const dir = mkdtempSync(join(tmpdir(), 'proxy-secrets-'))
@@ -111,7 +100,7 @@ test('the redis password never reaches stdout or stderr of the real process', as
   }
 
   // A valid URL to a closed port: the proxy starts, falls back to local limits and says so.
-  const port = await closedPort()
+  const port = await freePort()
   const started = await runServer(t, { ...base, redis: { url: `redis://user:${secret}@127.0.0.1:${port}/0` } },
     output => output.includes('ollama-proxy ready') && output.includes('redis unreachable'))
   assert.equal(started.code, undefined, started.output)

@@ -1,7 +1,7 @@
 import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { KeyScope, NamedKeyConfig } from '../config/config-schema.js'
-import type { ProxyConfig } from '../config/config-loader.js'
+import { secretDigest, type ProxyConfig } from '../config/config-loader.js'
 import { compilePattern, type ModelPattern } from './model-names.js'
 
 /** What a route demands; 'public' routes need no key at all. */
@@ -52,7 +52,7 @@ export function sha256 (value: string): Buffer {
 
 /** Config entries are plaintext or "sha256:<hex>", so the file need not hold the secret itself. */
 function digestOf (configured: string): Buffer {
-  return configured.startsWith('sha256:') ? Buffer.from(configured.slice(7).toLowerCase(), 'hex') : sha256(configured)
+  return Buffer.from(secretDigest(configured), 'hex')
 }
 
 /**

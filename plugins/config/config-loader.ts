@@ -385,7 +385,7 @@ function checkTokens (auth: ProxyConfig['auth'], file: string, requireToken: boo
 }
 
 /** The SHA-256 (hex) a config entry stands for: plaintext is hashed, "sha256:<hex>" is taken as is. */
-function secretDigest (configured: string): string {
+export function secretDigest (configured: string): string {
   return configured.startsWith('sha256:') ? configured.slice(7).toLowerCase() : createHash('sha256').update(configured).digest('hex')
 }
 

@@ -180,8 +180,8 @@ export class UpstreamPool {
       const ok = await this.probe(host)
       if (ok === reachable) return
       reachable = ok
-      if (ok) this.log.info({ upstream: host.name, url: withoutCredentials(host.url) + host.basePath }, 'Ollama is reachable again')
-      else this.log.warn({ upstream: host.name, url: withoutCredentials(host.url) + host.basePath }, 'Ollama is unreachable: requests get 502 until it answers GET /api/version')
+      if (ok) this.log.info({ upstream: host.name, url: host.url + host.basePath }, 'Ollama is reachable again')
+      else this.log.warn({ upstream: host.name, url: host.url + host.basePath }, 'Ollama is unreachable: requests get 502 until it answers GET /api/version')
     }
     const timer = setInterval(() => { check().catch(ignoreFailure) }, this.settings.healthIntervalMs)
     timer.unref()
@@ -317,18 +317,6 @@ function namesOf (document: unknown): Set<string> {
     if (typeof name === 'string') names.add(normaliseModel(name))
   }
   return names
-}
-
-/** An upstream URL fit for a log line: user and password removed. */
-export function withoutCredentials (url: string): string {
-  try {
-    const parsed = new URL(url)
-    parsed.username = ''
-    parsed.password = ''
-    return parsed.href.replace(/\/$/, '')
-  } catch {
-    return '(invalid URL)'
-  }
 }
 
 /** Background refreshes log nothing on failure: the next health check tells the story. */
