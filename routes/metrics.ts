@@ -3,8 +3,9 @@ import type { FastifyPluginAsync } from 'fastify'
 /** Prometheus scrape endpoint, for model keys and metrics-only keys. */
 const metrics: FastifyPluginAsync = async function metrics (scope) {
   scope.get('/metrics', { config: { access: 'metrics' } }, async function scrape (_request, reply) {
-    reply.header('content-type', scope.metrics.registry.contentType)
-    return await scope.metrics.registry.metrics()
+    const page = await scope.metrics.scrape()
+    reply.header('content-type', page.contentType)
+    return page.text
   })
 }
 
