@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Per-request cost of a proxy, measured in ways a busy machine does not distort much:
-//   --mode cpu        utime+stime of the proxy per request over a fixed number of requests
+//   --mode cpu        utime+stime of the proxy per request over a fixed number of requests, split
+//                     into user and system time, context switches, and CPU ms per thread
 //   --mode callgrind  instructions (Ir) per request, counted by valgrind's callgrind over a
 //                     fixed number of requests after a warm-up (counters zeroed in between)
 //   --mode strace     system calls per request (strace -c on the proxy's threads) over a fixed count
@@ -93,9 +94,32 @@ async function load (port, count, connections) {
   return failed
 }
 
-function cpuSeconds (pid) {
+/** utime and stime of the process (all its threads), in seconds. */
+function cpuSplit (pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }
+}
+/** CPU ms per thread name (summed over threads of one name), minus `since` when given. */
+function threadCpu (pid, since = {}) {
+  const out = {}
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8')
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
+    const thread = `${name}:${task === String(pid) ? 'main' : task}`
+    out[thread] = (out[thread] ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10
+  }
+  for (const name of Object.keys(out)) out[name] -= since[name] ?? 0
+  return out
+}
+/** Voluntary and involuntary context switches of every thread of the process. */
+function contextSwitches (pid) {
+  let total = 0
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8')
+    for (const m of status.matchAll(/ctxt_switches:\s+(\d+)/g)) total += Number(m[1])
+  }
+  return total
 }
 function rssMiB (pid) {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find(l => l.startsWith('VmRSS'))
@@ -171,12 +195,20 @@ for (const name of positionals.length > 0 ? positionals : ['product', 'standin',
       if (m !== null && Number(m[1]) >= count / 20) result.syscallsPerRequest[m[2]] = +(Number(m[1]) / count).toFixed(2)
     }
   } else {
-    const before = cpuSeconds(measuredPid)
+    const before = cpuSplit(measuredPid)
+    const switchesBefore = contextSwitches(measuredPid)
+    const threadsBefore = threadCpu(measuredPid)
     const t0 = performance.now()
     result.failed = await load(port, count, Number(values.connections))
     result.seconds = +((performance.now() - t0) / 1000).toFixed(2)
-    result.cpuMsPerRequest = +((cpuSeconds(measuredPid) - before) * 1000 / count).toFixed(4)
-    result.requestsPerCpuSecond = Math.round(count / (cpuSeconds(measuredPid) - before))
+    const after = cpuSplit(measuredPid)
+    const cpu = after.user + after.system - before.user - before.system
+    result.cpuMsPerRequest = +(cpu * 1000 / count).toFixed(4)
+    result.userMsPerRequest = +((after.user - before.user) * 1000 / count).toFixed(4)
+    result.systemMsPerRequest = +((after.system - before.system) * 1000 / count).toFixed(4)
+    result.contextSwitchesPerRequest = +((contextSwitches(measuredPid) - switchesBefore) / count).toFixed(2)
+    result.requestsPerCpuSecond = Math.round(count / cpu)
+    result.threadCpuMs = threadCpu(measuredPid, threadsBefore)
   }
   result.rssAfterMiB = +rssMiB(measuredPid).toFixed(1)
   process.kill(-child.pid, 'SIGTERM')
