@@ -2,8 +2,9 @@
 // S3 of ../shared/bench (one 512 MiB blob upload) against product, standin and floor, pinned like
 // the harness: proxy on CPU 0, loadgen and the Go fake Ollama on CPU 1. Each round starts every
 // target afresh (in turn, so drift hits all alike), warms it with 32 MiB, then measures one upload:
-// proxy CPU seconds (utime+stime), peak RSS (VmHWM after `clear_refs` 5), MB/s, and with --strace
-// the proxy's system calls (strace -c -f; slows everything, so its CPU/MB/s are not comparable).
+// proxy CPU seconds (user and system), minor page faults, peak RSS (VmHWM after `clear_refs` 5),
+// MB/s, and with --strace the proxy's system calls (strace -c -f; slows everything, so its CPU and
+// MB/s are not comparable). The upstream's byte count is checked (`intact`).
 //
 //   node bench/upload-cost.mjs --rounds 3 product standin floor
 //   node bench/upload-cost.mjs --strace product standin
@@ -33,6 +34,8 @@ const { values, positionals } = parseArgs({
     // Seconds of the harness's S1 (wrk, 64 connections) and then its S2 (200 streams) before the
     // warm-up, so the upload meets the heap those leave behind, as in a full ../shared/bench/run.
     preload: { type: 'string', default: '0' },
+    // Seconds the target then sits idle before the upload (in the harness the other targets' turns).
+    idle: { type: 'string', default: '0' },
     // Keeps what the proxy prints (its log lines, --trace-gc output) in <file>.<target>.<round>.
     stdout: { type: 'string' }
   }
@@ -147,6 +150,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     const pid = child.pid // taskset execs in place
     const idleRss = statusKiB(pid, 'VmRSS') / 1024
     const s1PerCpuSecond = Number(values.preload) > 0 ? preload(port, pid, Number(values.preload)) : undefined
+    await new Promise(resolve => setTimeout(resolve, Number(values.idle) * 1000))
     upload(port, 32 * 2 ** 20)
     await new Promise(resolve => setTimeout(resolve, 300))
     writeFileSync(`/proc/${pid}/clear_refs`, '5')
