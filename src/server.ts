@@ -5,6 +5,7 @@ import app, { serverOptions } from './app.js'
 import { createLogger } from './logger.js'
 import { ConfigError, loadConfig, redactUrlCredentials, sharedSeedTokens, shortTokenFields, type ProxyConfig } from '../plugins/config/config-loader.js'
 import { handleShutdownSignals } from './shutdown.js'
+import { reserveUploadChunkSpace } from './upload-memory.js'
 
 export const USAGE = `Usage: ollama-proxy [--config <file>]
        ollama-proxy keys add|list|revoke ...   (ollama-proxy keys --help)
@@ -81,6 +82,8 @@ async function main (): Promise<void> {
     console.error(`ollama-proxy: ${line}`)
     process.exit(1)
   }
+  // After start-up, so the region lies above what the process keeps (see upload-memory.ts).
+  reserveUploadChunkSpace()
   logger.info({
     address: server.addresses().map(a => typeof a === 'string' ? a : `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`),
     config: config.file,
