@@ -17,11 +17,12 @@
 // starving of V8's background compiler decides how much unoptimised code runs in the window.
 // --proxy-cpu 1 lets two callgrind runs go side by side (counts do not depend on the core).
 import { spawn, execFileSync } from 'node:child_process'
-import { openSync, mkdtempSync, readFileSync, writeFileSync, readdirSync, existsSync } from 'node:fs'
-import { tmpdir, homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { openSync, mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import http from 'node:http'
 import { parseArgs } from 'node:util'
+import { benchBinaries, freePort, processCpu, shared, startPinned, statusKiB, waitReady } from './pinned-processes.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -40,32 +41,9 @@ const { values, positionals } = parseArgs({
     'proxy-cpu': { type: 'string', default: '0' }
   }
 })
-const root = resolve(import.meta.dirname, '..')
-const shared = resolve(root, '../shared/bench')
-const binDir = [join(shared, '.bin'), join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ollama-proxy-bench')]
-  .find(dir => existsSync(join(dir, 'fake-ollama')))
-if (binDir === undefined) throw new Error('run ../shared/bench/setup first')
+const binDir = benchBinaries()
 const work = mkdtempSync(join(tmpdir(), 'request-cost-'))
-const children = []
-process.on('exit', () => { for (const child of children) { try { process.kill(-child.pid, 'SIGKILL') } catch {} } })
-
-function start (command, args, env, cpu, stdout = 'ignore') {
-  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', stdout, 'inherit'], cwd: root })
-  children.push(child)
-  return child
-}
-
-async function waitReady (port, timeoutMs = values.mode === 'callgrind' ? 600_000 : 60_000) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const ok = await new Promise(resolve => {
-      http.get({ host: '127.0.0.1', port, path: '/' }, res => { res.resume(); resolve(true) }).on('error', () => resolve(false))
-    })
-    if (ok) return
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-  throw new Error(`nothing listening on ${port}`)
-}
+const readyTimeoutMs = values.mode === 'callgrind' ? 600_000 : 60_000
 
 const bodies = {
   embeddings: { path: '/api/embeddings', body: '{"model":"nomic-embed-text","prompt":"The sky is blue because of Rayleigh scattering."}' },
@@ -96,8 +74,8 @@ async function load (port, count, connections) {
 
 /** utime and stime of the process (all its threads), in seconds. */
 function cpuSplit (pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }
+  const { user, system } = processCpu(pid)
+  return { user, system }
 }
 /** CPU ms per thread name (summed over threads of one name), minus `since` when given. */
 function threadCpu (pid, since = {}) {
@@ -122,21 +100,12 @@ function contextSwitches (pid) {
   return total
 }
 function rssMiB (pid) {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find(l => l.startsWith('VmRSS'))
-  return Number(line.split(/\s+/)[1]) / 1024
-}
-
-async function freePort () {
-  const server = http.createServer().listen(0, '127.0.0.1')
-  await new Promise(resolve => server.once('listening', resolve))
-  const { port } = server.address()
-  await new Promise(resolve => server.close(resolve))
-  return port
+  return statusKiB(pid, 'VmRSS') / 1024
 }
 
 const upstreamPort = await freePort()
-start(join(binDir, 'fake-ollama'), ['-addr', `127.0.0.1:${upstreamPort}`], { FAKE_DELAY_MS: '0' }, 1)
-await waitReady(upstreamPort)
+startPinned(join(binDir, 'fake-ollama'), ['-addr', `127.0.0.1:${upstreamPort}`], { FAKE_DELAY_MS: '0' }, 1)
+await waitReady(upstreamPort, readyTimeoutMs)
 const config = join(work, 'config.yaml')
 writeFileSync(config, `auth:\n  generate_tokens:\n    - "gen-token"\n  model_tokens:\n    - "model-token"\nservice:\n  base_url: "http://127.0.0.1:${upstreamPort}"\nlog:\n  level: ${values['log-level']}\n`)
 
@@ -158,8 +127,8 @@ for (const name of positionals.length > 0 ? positionals : ['product', 'standin',
     command = 'valgrind'
   }
   // --stdout keeps what the proxy prints (its log lines, --trace-gc output) for reading afterwards.
-  const child = start(command, args, env, Number(values['proxy-cpu']), values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}`, 'w'))
-  await waitReady(port)
+  const child = startPinned(command, args, env, Number(values['proxy-cpu']), values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}`, 'w'))
+  await waitReady(port, readyTimeoutMs)
   // taskset and valgrind both exec in place: the child's pid is the proxy's.
   const measuredPid = child.pid
   const idleRss = rssMiB(measuredPid)

@@ -14,11 +14,12 @@
 // (`name:entry` is the product built elsewhere, under its own name.)
 // Only 127.0.0.1; every upload is bounded by loadgen's -timeout.
 import { spawn, execFileSync } from 'node:child_process'
-import { mkdtempSync, openSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
-import { tmpdir, homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import http from 'node:http'
 import { parseArgs } from 'node:util'
+import { benchBinaries, freePort, processCpu, shared, startPinned, statusKiB, waitReady } from './pinned-processes.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -40,50 +41,12 @@ const { values, positionals } = parseArgs({
     stdout: { type: 'string' }
   }
 })
-const root = resolve(import.meta.dirname, '..')
-const shared = resolve(root, '../shared/bench')
-const binDir = [join(shared, '.bin'), join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ollama-proxy-bench')]
-  .find(dir => existsSync(join(dir, 'fake-ollama')) && existsSync(join(dir, 'loadgen')))
-if (binDir === undefined) throw new Error('run ../shared/bench/setup first')
+const binDir = benchBinaries()
 const work = mkdtempSync(join(tmpdir(), 'upload-cost-'))
-const children = []
-process.on('exit', () => { for (const child of children) { try { process.kill(-child.pid, 'SIGKILL') } catch {} } })
-
-function start (command, args, env, cpu, stdout = 'ignore') {
-  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', stdout, 'inherit'], cwd: root })
-  children.push(child)
-  return child
-}
-
-async function waitReady (port, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const ok = await new Promise(resolve => {
-      http.get({ host: '127.0.0.1', port, path: '/' }, res => { res.resume(); resolve(true) }).on('error', () => resolve(false))
-    })
-    if (ok) return
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
-  throw new Error(`nothing listening on ${port}`)
-}
-
-async function freePort () {
-  const server = http.createServer().listen(0, '127.0.0.1')
-  await new Promise(resolve => server.once('listening', resolve))
-  const { port } = server.address()
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
 /** [user s, system s, minor page faults] of the process so far (all threads). */
 function cpuSeconds (pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return [Number(fields[11]) / 100, Number(fields[12]) / 100, Number(fields[7])]
-}
-function statusKiB (pid, name) {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find(l => l.startsWith(name + ':'))
-  return Number(line.split(/\s+/)[1])
+  const { user, system, minorFaults } = processCpu(pid)
+  return [user, system, minorFaults]
 }
 function upstreamBlobBytes (port) {
   return new Promise((resolve, reject) => {
@@ -119,7 +82,7 @@ function upload (port, bytes) {
 }
 
 const upstreamPort = await freePort()
-start(join(binDir, 'fake-ollama'), ['-addr', `127.0.0.1:${upstreamPort}`], { FAKE_DELAY_MS: '5', FAKE_CHUNKS: '200' }, 1)
+startPinned(join(binDir, 'fake-ollama'), ['-addr', `127.0.0.1:${upstreamPort}`], { FAKE_DELAY_MS: '5', FAKE_CHUNKS: '200' }, 1)
 await waitReady(upstreamPort)
 const config = join(work, 'config.yaml')
 writeFileSync(config, `auth:\n  generate_tokens:\n    - "gen-token"\n  model_tokens:\n    - "model-token"\nservice:\n  base_url: "http://127.0.0.1:${upstreamPort}"\nlog:\n  level: ${values['log-level']}\n${values['config-extra'].replaceAll('\\n', '\n')}\n`)
@@ -145,7 +108,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     const port = await freePort()
     const [command, args, env] = targets[name](port)
     const stdout = values.stdout === undefined ? 'ignore' : openSync(`${values.stdout}.${name}.${round}`, 'w')
-    const child = start(command, args, env, 0, stdout)
+    const child = startPinned(command, args, env, 0, stdout)
     await waitReady(port)
     const pid = child.pid // taskset execs in place
     const idleRss = statusKiB(pid, 'VmRSS') / 1024
