@@ -200,3 +200,34 @@ test('/metrics: process CPU seconds cover the whole process, though prom-client 
   assert.ok(reported('process_cpu_system_seconds_total') >= before.system / 1e6 - 0.001)
   assert.ok(reported('process_cpu_seconds_total') >= (before.user + before.system) / 1e6 - 0.001)
 })
+
+test('/metrics: a token count that is not a finite number (a broken host\'s 400-digit eval_count) is not counted and the page still answers', async (t) => {
+  const stack = await startStack(t)
+  const huge = '9'.repeat(400) // Number() reads it as Infinity
+  stack.fake.rawAnswers.set('/api/generate', {
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    chunks: [`{"model":"llama3.2","response":"x","done":true,"prompt_eval_count":${huge},"eval_count":3}`]
+  })
+  const generate = await fetch(`${stack.url}/api/generate`, { method: 'POST', headers: bearer(TOKENS.generate), body: JSON.stringify({ model: 'llama3.2', prompt: 'x', stream: false }) })
+  assert.equal(generate.status, 200)
+  await generate.arrayBuffer()
+  await waitUntil('the request to be counted', () => stack.logs.requestLines().length >= 1)
+  for (let i = 0; i < 2; i++) {
+    const { status, text } = await scrape(stack.url)
+    assert.equal(status, 200, text)
+    const tokens = familyLines(text, 'ollama_proxy_tokens_total').slice(2)
+    assert.deepEqual(tokens.map(line => line.replace(/key="[^"]+"/, 'key="k"')), [
+      'ollama_proxy_tokens_total{key="k",model="registry.ollama.ai/library/llama3.2:latest",kind="completion"} 3'
+    ])
+  }
+})
+
+test('MetricCounts: token sums stay finite numbers, whatever a host reports', async () => {
+  const counts = new MetricCounts()
+  counts.countTokens('app', 'm', Number.MAX_VALUE, 1)
+  counts.countTokens('app', 'm', Number.MAX_VALUE, Number.NaN)
+  counts.countTokens('app', 'm', Number.POSITIVE_INFINITY, 2)
+  const counted = counts.tokens.get('app')?.get('m')
+  assert.deepEqual(counted, { prompt: Number.MAX_VALUE, completion: 3 })
+  assert.match(await pageOf(counts), /^ollama_proxy_tokens_total\{key="app",model="m",kind="completion"\} 3$/m)
+})

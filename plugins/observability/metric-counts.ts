@@ -103,10 +103,13 @@ export class MetricCounts {
     this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + delta)
   }
 
-  /** Tokens of one answer (a count that is not positive adds nothing); key and model are capped here. */
+  /**
+   * Tokens of one answer; key and model are capped here. A count that is not positive adds
+   * nothing, nor one that would make the sum infinite (a broken host's 400-digit `eval_count`
+   * reads as Infinity): prom-client refuses a counter increment that is not finite, so one such
+   * sum would fail every later scrape.
+   */
   countTokens (keyName: string, model: string, promptTokens: number, completionTokens: number): void {
-    const prompt = promptTokens > 0 ? promptTokens : 0
-    const completion = completionTokens > 0 ? completionTokens : 0
     const key = this.keyLabel.label(keyName)
     let models = this.tokens.get(key)
     if (models === undefined) {
@@ -114,13 +117,13 @@ export class MetricCounts {
       this.tokens.set(key, models)
     }
     const modelText = this.modelLabel.label(model)
-    const counted = models.get(modelText)
-    if (counted !== undefined) {
-      counted.prompt += prompt
-      counted.completion += completion
-    } else {
-      models.set(modelText, { prompt, completion })
+    let counted = models.get(modelText)
+    if (counted === undefined) {
+      counted = { prompt: 0, completion: 0 }
+      models.set(modelText, counted)
     }
+    counted.prompt = finiteSum(counted.prompt, promptTokens)
+    counted.completion = finiteSum(counted.completion, completionTokens)
   }
 
   /** One failed upstream exchange; the reason is capped here. */
@@ -128,4 +131,11 @@ export class MetricCounts {
     const label = this.reasonLabel.label(reason)
     this.upstreamErrors.set(label, (this.upstreamErrors.get(label) ?? 0) + 1)
   }
+}
+
+/** `sum + count`, or `sum` unchanged when `count` is not positive or the result would not be finite. */
+function finiteSum (sum: number, count: number): number {
+  if (!(count > 0)) return sum
+  const total = sum + count
+  return Number.isFinite(total) ? total : sum
 }

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
+import { ProxyError } from '../http/error-shapes.js'
 import { MetricCounts } from './metric-counts.js'
 import type { MetricSources } from './metrics-exposition.js'
 import type { TokenUsage } from './request-log.js'
@@ -18,8 +19,9 @@ export interface MetricsPage { contentType: string, text: string }
 export interface ProxyMetrics {
   /**
    * The page for `/metrics`. The first call loads prom-client and creates its registry (calls
-   * made meanwhile wait for the same one); rejects if prom-client cannot be loaded, and the
-   * next call tries again.
+   * made meanwhile wait for the same one). If prom-client cannot be loaded it logs the cause and
+   * rejects with a ProxyError 503; Node keeps a failed import, so every later call fails the
+   * same way until the proxy is restarted.
    */
   scrape (): Promise<MetricsPage>
   /** Tokens of one answer, by key name and normalised model (both capped, see LABEL_CAPS). */
@@ -65,7 +67,13 @@ export default fp(async function metricsPlugin (fastify) {
 
   const metrics: ProxyMetrics = {
     async scrape () {
-      const loaded = await registry()
+      let loaded: Registry
+      try {
+        loaded = await registry()
+      } catch (err) {
+        fastify.log.error({ err }, 'metrics unavailable: prom-client could not be loaded')
+        throw new ProxyError(503, 'metrics are unavailable: the proxy could not load prom-client (the cause is in its log; it tries again only after a restart)')
+      }
       return { contentType: loaded.contentType, text: await loaded.metrics() }
     },
     recordTokens (keyName, model, usage) {
