@@ -34,6 +34,21 @@ test('token counts are read from native, OpenAI and Anthropic answers, streamed 
   }
 })
 
+test('the scanner ignores counts past 2^53: a broken host cannot charge a key Infinity tokens', () => {
+  const cases: Array<[string, { promptTokens: number, completionTokens: number } | undefined]> = [
+    ['{"prompt_eval_count":12,"eval_count":' + '9'.repeat(400) + '}', { promptTokens: 12, completionTokens: 0 }],
+    ['{"prompt_eval_count":9007199254740993,"eval_count":7}', { promptTokens: 0, completionTokens: 7 }],
+    ['{"prompt_eval_count":9007199254740991,"eval_count":7}', { promptTokens: 9007199254740991, completionTokens: 7 }],
+    ['{"eval_count":' + '9'.repeat(30) + ',"total_duration":' + '9'.repeat(30) + '}', undefined]
+  ]
+  for (const [line, expected] of cases) {
+    const scanner = new UsageScanner()
+    scanner.scan(Buffer.from(line + '\n'))
+    assert.deepEqual(scanner.usage, expected, line.slice(0, 60))
+    assert.equal(scanner.durations.totalMs, undefined)
+  }
+})
+
 test('the scanner finds counts split across chunk boundaries', () => {
   const line = '{"done":true,"prompt_eval_count":1234,"eval_count":5678}\n'
   for (let cut = 1; cut < line.length; cut++) {

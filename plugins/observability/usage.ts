@@ -45,6 +45,9 @@ export class UsageScanner {
     const text = this.carry + chunk.toString('latin1')
     for (const match of text.matchAll(USAGE_FIELD)) {
       const value = Number(match[2])
+      // A count no real Ollama sends (past 2^53) is taken as not reported rather than trusted:
+      // it would lock a key's token window and break the sums of the token metrics.
+      if (!Number.isSafeInteger(value)) continue
       const duration = DURATION_FIELDS[match[1]]
       if (duration !== undefined) this.durations[duration] = Math.round(value / 1e4) / 100
       else if (PROMPT_FIELDS.has(match[1])) this.prompt = value
