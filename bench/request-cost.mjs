@@ -72,11 +72,6 @@ async function load (port, count, connections) {
   return failed
 }
 
-/** utime and stime of the process (all its threads), in seconds. */
-function cpuSplit (pid) {
-  const { user, system } = processCpu(pid)
-  return { user, system }
-}
 /** CPU ms per thread name (summed over threads of one name), minus `since` when given. */
 function threadCpu (pid, since = {}) {
   const out = {}
@@ -164,13 +159,13 @@ for (const name of positionals.length > 0 ? positionals : ['product', 'standin',
       if (m !== null && Number(m[1]) >= count / 20) result.syscallsPerRequest[m[2]] = +(Number(m[1]) / count).toFixed(2)
     }
   } else {
-    const before = cpuSplit(measuredPid)
+    const before = processCpu(measuredPid)
     const switchesBefore = contextSwitches(measuredPid)
     const threadsBefore = threadCpu(measuredPid)
     const t0 = performance.now()
     result.failed = await load(port, count, Number(values.connections))
     result.seconds = +((performance.now() - t0) / 1000).toFixed(2)
-    const after = cpuSplit(measuredPid)
+    const after = processCpu(measuredPid)
     const cpu = after.user + after.system - before.user - before.system
     result.cpuMsPerRequest = +(cpu * 1000 / count).toFixed(4)
     result.userMsPerRequest = +((after.user - before.user) * 1000 / count).toFixed(4)

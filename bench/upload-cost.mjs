@@ -43,11 +43,6 @@ const { values, positionals } = parseArgs({
 })
 const binDir = benchBinaries()
 const work = mkdtempSync(join(tmpdir(), 'upload-cost-'))
-/** [user s, system s, minor page faults] of the process so far (all threads). */
-function cpuSeconds (pid) {
-  const { user, system, minorFaults } = processCpu(pid)
-  return [user, system, minorFaults]
-}
 function upstreamBlobBytes (port) {
   return new Promise((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path: '/debug/stats' }, res => {
@@ -63,14 +58,14 @@ function upstreamBlobBytes (port) {
  * -timeout); returns S1's requests per proxy CPU-second.
  */
 function preload (port, pid, seconds) {
-  const before = cpuSeconds(pid)
+  const before = processCpu(pid)
   const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', '-c64', `-d${seconds}s`, '--timeout', '5s', '-s', join(shared, 'wrk', 'embeddings.lua'), `http://127.0.0.1:${port}/api/embeddings`],
     { env: { ...process.env, BENCH_TOKEN: 'gen-token' }, encoding: 'utf8', timeout: (seconds + 30) * 1000 })
-  const after = cpuSeconds(pid)
+  const after = processCpu(pid)
   const requests = JSON.parse(out.slice(out.indexOf('BENCH_JSON ') + 11).split('\n')[0]).requests
   execFileSync('taskset', ['-c', '1', join(binDir, 'loadgen'), 'stream', '-url', `http://127.0.0.1:${port}/api/chat`, '-token', 'gen-token', '-n', '200', '-chunks', '200', '-timeout', '30s'],
     { stdio: 'ignore', timeout: 40_000 })
-  return Math.round(requests / (after[0] + after[1] - before[0] - before[1]))
+  return Math.round(requests / (after.user + after.system - before.user - before.system))
 }
 
 /** One loadgen upload pinned to CPU 1; resolves with its JSON line. */
@@ -118,7 +113,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     await new Promise(resolve => setTimeout(resolve, 300))
     writeFileSync(`/proc/${pid}/clear_refs`, '5')
     const startRss = statusKiB(pid, 'VmRSS') / 1024
-    const before = cpuSeconds(pid)
+    const before = processCpu(pid)
     const arrivedBefore = await upstreamBlobBytes(upstreamPort)
     let tracer
     const straceOut = join(work, `strace.${name}.${round}`)
@@ -127,17 +122,17 @@ for (let round = 0; round < Number(values.rounds); round++) {
       await new Promise(resolve => setTimeout(resolve, 1000))
     }
     const u = upload(port, bytes)
-    const after = cpuSeconds(pid)
+    const after = processCpu(pid)
     const result = {
       target: name,
       round,
       status: u.status,
       intact: (await upstreamBlobBytes(upstreamPort)) - arrivedBefore === bytes,
       mbPerS: +u.mb_per_s.toFixed(0),
-      cpuS: +(after[0] + after[1] - before[0] - before[1]).toFixed(2),
-      userS: +(after[0] - before[0]).toFixed(2),
-      sysS: +(after[1] - before[1]).toFixed(2),
-      minorFaults: after[2] - before[2],
+      cpuS: +(after.user + after.system - before.user - before.system).toFixed(2),
+      userS: +(after.user - before.user).toFixed(2),
+      sysS: +(after.system - before.system).toFixed(2),
+      minorFaults: after.minorFaults - before.minorFaults,
       peakRssMiB: +(statusKiB(pid, 'VmHWM') / 1024).toFixed(1),
       // RSS right after start, and just before the measured upload (after the 32 MiB warm-up)
       idleRssMiB: +idleRss.toFixed(1),

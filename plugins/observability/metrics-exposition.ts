@@ -46,12 +46,7 @@ export function createRegistry (sources: MetricSources): Registry {
     registers: [registry],
     collect () {
       this.reset()
-      for (const [key, models] of counts.tokens) {
-        for (const [model, { prompt, completion }] of models) {
-          if (prompt > 0) this.inc({ key, model, kind: 'prompt' }, prompt)
-          if (completion > 0) this.inc({ key, model, kind: 'completion' }, completion)
-        }
-      }
+      forEachTokenSeries(counts.tokens, (labels, tokens) => { this.inc(labels, tokens) })
     }
   })
   new Gauge({ // eslint-disable-line no-new
@@ -107,16 +102,21 @@ export function createRegistry (sources: MetricSources): Registry {
           if (total.kind === 'prompt') folded.countTokens(total.key, total.model, total.tokens, 0)
           else folded.countTokens(total.key, total.model, 0, total.tokens)
         }
-        for (const [key, models] of folded.tokens) {
-          for (const [model, { prompt, completion }] of models) {
-            if (prompt > 0) this.set({ key, model, kind: 'prompt' }, prompt)
-            if (completion > 0) this.set({ key, model, kind: 'completion' }, completion)
-          }
-        }
+        forEachTokenSeries(folded.tokens, (labels, tokens) => { this.set(labels, tokens) })
       }
     })
   }
   return registry
+}
+
+/** Each non-zero token count as its series' labels (key, model, kind: prompt or completion) and value. */
+function forEachTokenSeries (tokens: MetricCounts['tokens'], emit: (labels: { key: string, model: string, kind: 'prompt' | 'completion' }, tokens: number) => void): void {
+  for (const [key, models] of tokens) {
+    for (const [model, { prompt, completion }] of models) {
+      if (prompt > 0) emit({ key, model, kind: 'prompt' }, prompt)
+      if (completion > 0) emit({ key, model, kind: 'completion' }, completion)
+    }
+  }
 }
 
 /**
