@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { sendError } from '../plugins/http/error-shapes.js'
+import { routeSpec } from '../plugins/http/route-spec.js'
 import { routeTable } from './route-table.js'
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const
@@ -19,7 +20,8 @@ const methodNotAllowed: FastifyPluginAsync = async function methodNotAllowed (sc
     scope.route({
       method: [...missing],
       url: path,
-      config: { access: 'public' },
+      // Answered before the key: a public row of its own for the path.
+      config: { route: routeSpec({ method: 'GET', path, upstream: '', access: 'public', body: 'none', work: 'read', hosts: 'proxy' }) },
       onRequest: (request, reply) => {
         reply.header('allow', allow)
         sendError(request, reply, 405, `method ${request.method} not allowed on ${path}; use ${allow}`)

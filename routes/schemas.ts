@@ -1,7 +1,7 @@
 import { Type, type TSchema } from 'typebox'
 import { goStruct } from '../plugins/http/go-json.js'
 
-// Each JSON route names the Go struct Ollama decodes its body into (`structs`), and the proxy
+// Each JSON route names the Go struct Ollama decodes its body into (`goStructs`), and the proxy
 // validates and reads the Go view of the body (plugins/http/go-json.ts), never JSON.parse's.
 // Schemas check only fields the proxy acts on or that Ollama itself refuses the same way, and
 // never more strictly than Ollama: a `null` is what Go makes of it (absent), a missing field is
@@ -12,9 +12,9 @@ import { goStruct } from '../plugins/http/go-json.js'
  * openai/openai.go, openai/responses.go, anthropic/anthropic.go); a route's handler or middleware
  * decodes its body into the struct named in the comment.
  */
-export const structs = {
+export const goStructs = {
   /** api.GenerateRequest */
-  generate: goStruct({ model: 'string', prompt: 'string' }),
+  generate: goStruct({ model: 'string', prompt: 'string', system: 'string' }),
   /** api.ChatRequest */
   chat: goStruct({ model: 'string', messages: 'merging' }),
   /** api.EmbedRequest */
@@ -34,13 +34,13 @@ export const structs = {
   /** openai.ChatCompletionRequest (middleware.ChatMiddleware) */
   openAiChat: goStruct({ model: 'string', messages: 'merging' }),
   /** openai.CompletionRequest (middleware.CompletionsMiddleware) */
-  openAiCompletion: goStruct({ model: 'string' }),
+  openAiCompletion: goStruct({ model: 'string', prompt: 'string' }),
   /** openai.EmbedRequest (middleware.EmbeddingsMiddleware) */
   openAiEmbeddings: goStruct({ input: 'value', model: 'string' }),
   /** openai.ResponsesRequest (middleware.ResponsesMiddleware) */
-  openAiResponses: goStruct({ model: 'string' }),
+  openAiResponses: goStruct({ model: 'string', input: 'value', instructions: 'string' }),
   /** anthropic.MessagesRequest (middleware.AnthropicMessagesMiddleware) */
-  anthropicMessages: goStruct({ model: 'string', max_tokens: 'int', messages: 'merging' }),
+  anthropicMessages: goStruct({ model: 'string', max_tokens: 'int', messages: 'merging', system: 'value' }),
   /** Handlers that decode no struct (they read the raw body or none): the proxy reads nothing. */
   none: goStruct({})
 }

@@ -4,19 +4,20 @@ import { LogController, type FastifyHttpOptions, type FastifyPluginAsync } from 
 import type { Logger } from 'pino'
 import { lazyChildLogger } from './logger.js'
 import type { Server } from 'node:http'
-import authPlugin from '../plugins/auth/auth.js'
 import configPlugin from '../plugins/config/config.js'
 import type { ProxyConfig } from '../plugins/config/config-loader.js'
-import admissionPlugin from '../plugins/http/admission.js'
-import corsPlugin from '../plugins/http/cors.js'
-import errorsPlugin, { formatSchemaErrors } from '../plugins/http/errors.js'
-import requestLogPlugin from '../plugins/observability/request-log.js'
-import upstreamPlugin from '../plugins/upstream/upstream.js'
-import limitsPlugin from '../plugins/limits/limits.js'
-import metricsPlugin from '../plugins/observability/metrics.js'
 import reloadPlugin from '../plugins/config/reload.js'
-import routingPlugin from '../plugins/upstream/routing.js'
+import exchangePlugin from '../plugins/http/exchange.js'
+import errorsPlugin, { formatSchemaErrors } from '../plugins/http/errors.js'
+import corsPlugin from '../plugins/http/cors.js'
+import admissionPlugin from '../plugins/http/admission.js'
+import authPlugin from '../plugins/auth/auth.js'
+import limitsPlugin from '../plugins/limits/limits.js'
+import policyPlugin from '../plugins/auth/policy.js'
+import upstreamPlugin from '../plugins/upstream/upstream.js'
 import usagePlugin from '../plugins/observability/usage.js'
+import requestLogPlugin from '../plugins/observability/request-log.js'
+import metricsPlugin from '../plugins/observability/metrics.js'
 import metricsRoutes from '../routes/metrics.js'
 import generationRoutes from '../routes/generation.js'
 import healthRoutes from '../routes/health.js'
@@ -29,26 +30,41 @@ export interface AppOptions {
   watchConfig?: boolean
 }
 
-/** The whole proxy as one plugin; server.ts and the tests register it on a Fastify instance. */
+/**
+ * The whole proxy as one plugin; server.ts and the tests register it on a Fastify instance.
+ *
+ * A request flows through these stages, in this order (README, "How a request flows"); each
+ * reads and writes the request's exchange (plugins/http/exchange.ts):
+ *   0. exchange   created in the first onRequest hook; ends once   plugins/http/exchange.ts
+ *   1. admission  connection cap, unknown path, 100-continue          plugins/http/admission.ts
+ *   2. key        scope of the route, host naming                     plugins/auth/auth.ts
+ *   3. limits     requests, tokens, concurrency per key               plugins/limits/limits.ts
+ *   4. body       read under limits, the Go view of JSON              plugins/http/body.ts
+ *   5. policy     model allowlist                                     plugins/auth/policy.ts
+ *   6. plan       which host(s): listing, fan-out, slot, named host   plugins/upstream/proxy.ts
+ *   7. forward    one host through reply-from, answer streamed back   plugins/upstream/forward.ts
+ *   8. account    tokens of the answer when the exchange ends         plugins/observability/usage.ts
+ *   9. log        one line and the request metrics                    plugins/observability/request-log.ts
+ */
 const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { config, watchConfig = false }) {
   await fastify.register(configPlugin, { config })
   await fastify.register(errorsPlugin)
+  await fastify.register(exchangePlugin)
   await fastify.register(requestLogPlugin)
-  // CORS before auth: preflights are answered without a key and 401s carry CORS headers.
+  // CORS before the key: preflights are answered without a key and 401s carry CORS headers.
   await fastify.register(corsPlugin)
-  // Then, in this order in onRequest: connection cap and 404, key, key limits; bodies only after.
   await fastify.register(admissionPlugin)
   await fastify.register(authPlugin)
   await fastify.register(reloadPlugin, { watch: watchConfig })
   // With Redis, every replica counts against one limit; without it, limits live in memory.
-  // Loaded only when configured: ioredis alone adds ~14 MiB to the resident size.
+  // Loaded only when configured: ioredis is large.
   const sharedWindows = config.redis !== null
     ? new (await import('../plugins/limits/redis-windows.js')).RedisWindows(config.redis, fastify.log)
     : undefined
   if (sharedWindows !== undefined) fastify.addHook('onClose', async () => { await sharedWindows.close() })
   await fastify.register(limitsPlugin, { windows: sharedWindows })
+  await fastify.register(policyPlugin)
   await fastify.register(upstreamPlugin)
-  await fastify.register(routingPlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(usagePlugin)
 

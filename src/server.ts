@@ -91,7 +91,6 @@ async function main (): Promise<void> {
     upstreams: config.service.upstreams.map(u => u.url + u.basePath),
     keys: server.keyRing.size
   }, 'ollama-proxy ready')
-  server.upstreams.watchReachability()
 }
 
 main().catch((err: unknown) => {

@@ -102,9 +102,9 @@ test('several hosts behind fronts: health checks, model lists, merged listings a
   const config = testConfig(fakes[0].url, { service: { upstreams, health_interval: 60, refresh_interval: 60 } })
   const { url, app } = await startProxy(t, config, logs)
 
-  await app.upstreams.refreshAll()
+  await app.hostHealth.refreshAll()
   assert.ok(app.upstreams.hosts.every(h => h.models.size > 0), 'model lists were read through the fronts')
-  await app.upstreams.checkAll()
+  await app.hostHealth.checkAll()
   assert.ok(app.upstreams.hosts.every(h => h.healthy))
 
   const tags = await fetch(`${url}/api/tags`, { headers: bearer(TOKENS.generate) })

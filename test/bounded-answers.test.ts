@@ -120,7 +120,7 @@ test('merged listings: a host whose answer cannot be read makes the listing 502,
   }
   // The background refresh reads listings under the same cap and says why it could not.
   fakes[1].rawAnswers.set('/api/tags', listingFaults('/api/tags')[3][1]())
-  await app.upstreams.refresh(app.upstreams.hosts[1])
+  await app.hostHealth.refresh(app.upstreams.hosts[1])
   assert.ok(logs.entries().some(e => e.msg === 'could not read a model listing' && /larger than/.test(String(e.reason))))
 })
 

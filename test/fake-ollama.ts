@@ -23,10 +23,16 @@ export interface RecordedRequest {
   closedAt?: number // performance.now() when the connection closed early
 }
 export interface FakeOllamaOptions { port?: number, host?: string }
+/** The User-Agent the proxy's health checks and model-list refreshes send (plugins/upstream/host-health.ts). */
+export const PROXY_CHECK_AGENT = 'ollama-proxy-check'
+
 export interface FakeOllama {
   url: string
   port: number
+  /** Requests the proxy forwarded for clients. */
   requests: RecordedRequest[]
+  /** The proxy's own health checks and model-list refreshes. */
+  checks: RecordedRequest[]
   count (path: string, method?: string): number
   last (path?: string): RecordedRequest | undefined
   reset (): void
@@ -57,6 +63,7 @@ interface Waiter { path: string, resolve: (rec: RecordedRequest) => void, reject
 
 interface State {
   requests: RecordedRequest[]
+  checks: RecordedRequest[]
   models: Map<string, S.ModelEntry>
   blobs: Map<string, number>
   loaded: Set<string>
@@ -784,7 +791,10 @@ async function handle (state: State, req: IncomingMessage, res: ServerResponse, 
     finished: false,
     closedEarly: false
   }
-  state.requests.push(rec)
+  // The proxy's own health checks and model-list refreshes say who they are: kept apart, so tests
+  // count what clients caused.
+  if (String(req.headers['user-agent'] ?? '').startsWith(PROXY_CHECK_AGENT)) state.checks.push(rec)
+  else state.requests.push(rec)
   const ex = new Exchange(req, res, rec, state, expectContinue)
   const match = findRoute(rec.method, safeDecode(rec.path), rec.query)
 
@@ -834,6 +844,7 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
   const host = options.host ?? '127.0.0.1'
   const state: State = {
     requests: [],
+    checks: [],
     models: S.initialCatalogue(),
     blobs: new Map(),
     loaded: new Set(S.LOADED_MODELS),
@@ -878,6 +889,7 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
     url: `http://${urlHost}:${port}`,
     port,
     requests: state.requests,
+    checks: state.checks,
     blobs: state.blobs,
     loaded: state.loaded,
     rawAnswers: state.rawAnswers,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { compilePattern, modelAllowed, type NameReading, normaliseModel, readModelName } from '../plugins/auth/model-names.js'
-import { filterListing, modelsNamed, type ModelField } from '../plugins/auth/model-fields.js'
+import { filterListing, modelsNamed, type ModelLocation } from '../plugins/auth/model-fields.js'
 import { KeyRing } from '../plugins/auth/keys.js'
 import { bearer, jsonOf, startStack, testConfig } from './helper.js'
 import { ollamaReadings } from './ollama-name-readings.js'
@@ -108,7 +108,7 @@ test('allowlist decisions over canonical names (table)', () => {
 
 test('each route reads its model names the way its Ollama handler does (table)', () => {
   const allow = ['llama3.2'].map(compilePattern)
-  const cases: Array<{ field: ModelField, body: Record<string, unknown>, allowed: boolean }> = [
+  const cases: Array<{ field: ModelLocation, body: Record<string, unknown>, allowed: boolean }> = [
     // Inference strips `:local` (request reading); copy, push and create's name keep it as a tag.
     { field: 'body', body: { model: 'llama3.2:local' }, allowed: true },
     { field: 'copy', body: { source: 'llama3.2:local', destination: 'llama3.2' }, allowed: false },

@@ -33,7 +33,7 @@ async function startHosts (t: TestContext, count: number, service: Record<string
   const { max_concurrent: _unused, ...rest } = service
   const extra = count === 1 ? { service: { base_url: fakes[0].url } } : { service: { upstreams, health_interval: 60, refresh_interval: 60, ...rest } }
   const proxy = await startProxy(t, testConfig(fakes[0].url, { auth: keys, ...extra }))
-  await proxy.app.upstreams.refreshAll()
+  await proxy.app.hostHealth.refreshAll()
   return { fakes, ...proxy }
 }
 

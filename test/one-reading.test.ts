@@ -23,22 +23,22 @@ function baseFields (spec: RouteSpec): Array<[string, unknown]> {
     '/api/push': [['stream', false]],
     '/api/create': [['from', ALLOWED], ['stream', false]]
   }
-  if (spec.model === 'copy') return [['source', ALLOWED], ['destination', `${ALLOWED}-backup`]]
-  return [['model', spec.model === 'create' ? `${ALLOWED}-mine` : ALLOWED], ...(extra[spec.upstream] ?? [])]
+  if (spec.modelAt === 'copy') return [['source', ALLOWED], ['destination', `${ALLOWED}-backup`]]
+  return [['model', spec.modelAt === 'create' ? `${ALLOWED}-mine` : ALLOWED], ...(extra[spec.upstream] ?? [])]
 }
 
 const text = (fields: Array<[string, unknown]>) => '{' + fields.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',') + '}'
 
 /** Keys that Go assigns to a model-naming field of the route, spelled so JSON.parse does not see them. */
 function smuggled (spec: RouteSpec): Array<[string, unknown]> {
-  switch (spec.model) {
+  switch (spec.modelAt) {
     case 'copy': return [['Source', DENIED], ['\u017fource', DENIED], ['DESTINATION', DENIED]]
     case 'create': return [['Model', DENIED], ['FROM', DENIED]]
     default: return [['Model', DENIED], ['MODEL', DENIED], ['mOdEl', DENIED]]
   }
 }
 
-const jsonModelRoutes = routeTable.filter(spec => spec.body === 'json' && spec.model !== undefined)
+const jsonModelRoutes = routeTable.filter(spec => spec.body === 'json' && spec.modelAt !== undefined)
 
 async function send (url: string, spec: RouteSpec, body: string, token = KEY): Promise<{ status: number, text: string }> {
   const response = await fetch(url + spec.path, { method: spec.method, headers: { ...bearer(token), 'content-type': 'application/json' }, body })
@@ -63,7 +63,7 @@ test('the allowlist applies to the model Ollama will run, on every model-naming 
     }
 
     // null leaves a string field as it was: the allowed model stays the one checked and run.
-    const nulled = text([...base, [spec.model === 'copy' ? 'source' : 'model', null]])
+    const nulled = text([...base, [spec.modelAt === 'copy' ? 'source' : 'model', null]])
     // (The fake Ollama reads with JSON.parse, so its own answer may differ: only the forwarding counts.)
     const forwarded = stack.fake.requests.length
     const kept = await send(stack.url, spec, nulled)
@@ -71,7 +71,7 @@ test('the allowlist applies to the model Ollama will run, on every model-naming 
     assert.equal(stack.fake.last(spec.upstream)?.body.toString(), nulled, `${label} forwards the original bytes`)
 
     // ... and cannot clear a denied model either.
-    if (spec.model !== 'copy') {
+    if (spec.modelAt !== 'copy') {
       const denied = await send(stack.url, spec, text([...base.filter(([k]) => k !== 'model'), ['model', DENIED], ['model', null]]))
       assert.equal(denied.status, 403, `${label}: ${denied.text}`)
     }
@@ -80,7 +80,7 @@ test('the allowlist applies to the model Ollama will run, on every model-naming 
 
 test('model or name: each handler\'s own preference decides the model checked', async (t) => {
   const stack = await startStack(t, limitedKey)
-  for (const spec of jsonModelRoutes.filter(s => s.model === 'body' || s.model === 'create')) {
+  for (const spec of jsonModelRoutes.filter(s => s.modelAt === 'body' || s.modelAt === 'create')) {
     const label = `${spec.method} ${spec.path}`
     const base = baseFields(spec).filter(([k]) => k !== 'model')
     const takesName = ['/api/show', '/api/pull', '/api/push', '/api/delete', '/api/create'].includes(spec.upstream)
@@ -90,7 +90,7 @@ test('model or name: each handler\'s own preference decides the model checked', 
     const nameOnly = await send(stack.url, spec, text([['Name', DENIED], ...base]))
     assert.equal(nameOnly.status, takesName ? 403 : 400, `${label}: ${nameOnly.text}`)
     // A model present wins over name wherever both exist.
-    const both = await send(stack.url, spec, text([['model', spec.model === 'create' ? `${ALLOWED}-mine` : ALLOWED], ['NAME', DENIED], ...base]))
+    const both = await send(stack.url, spec, text([['model', spec.modelAt === 'create' ? `${ALLOWED}-mine` : ALLOWED], ['NAME', DENIED], ...base]))
     assert.notEqual(both.status, 403, `${label}: ${both.text}`)
   }
 })

@@ -35,24 +35,24 @@ test('every route that runs or manages a model declares where its model comes fr
     await t.test(route, () => {
       const spec = ollamaRoutes.find(r => `${r.method} ${r.path}` === route)
       assert.ok(spec !== undefined, `${route} is in the route table`)
-      assert.equal(spec.model, source, `${route} model source`)
-      for (const field of fieldsOf[source] ?? []) assert.equal(spec.reads?.[field], 'string', `${route} reads ${field} from its Go struct`)
+      assert.equal(spec.modelAt, source, `${route} model source`)
+      for (const field of fieldsOf[source] ?? []) assert.equal(spec.goStruct?.[field], 'string', `${route} reads ${field} from its Go struct`)
     })
   }
   const expected = new Set(modelRoutes.map(r => r.route))
-  const extra = ollamaRoutes.filter(r => r.model !== undefined && !expected.has(`${r.method} ${r.path}`))
+  const extra = ollamaRoutes.filter(r => r.modelAt !== undefined && !expected.has(`${r.method} ${r.path}`))
   assert.deepEqual(extra.map(r => `${r.method} ${r.path}`), [], 'routes claiming a model Ollama does not run')
   for (const alias of routeTable.filter(r => r.path.startsWith('/sys/'))) {
     const twin = ollamaRoutes.find(r => r.method === alias.method && r.upstream === alias.upstream)
-    assert.equal(alias.model, twin?.model, `${alias.path} names its model like its twin`)
+    assert.equal(alias.modelAt, twin?.modelAt, `${alias.path} names its model like its twin`)
   }
 })
 
 test('every JSON route names the Go struct its body is read as, covering every field its schema checks', () => {
   for (const spec of routeTable.filter(r => r.body === 'json')) {
     const label = `${spec.method} ${spec.path}`
-    assert.ok(spec.reads !== undefined, `${label} declares its Go struct`)
+    assert.ok(spec.goStruct !== undefined, `${label} declares its Go struct`)
     const properties = Object.keys((spec.schema as (TSchema & { properties?: object }) | undefined)?.properties ?? {})
-    for (const field of properties) assert.ok(Object.hasOwn(spec.reads, field), `${label}: schema field ${field} is read from the Go struct`)
+    for (const field of properties) assert.ok(Object.hasOwn(spec.goStruct, field), `${label}: schema field ${field} is read from the Go struct`)
   }
 })

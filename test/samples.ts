@@ -35,11 +35,12 @@ export function sampleRequest (spec: RouteSpec): SampleRequest {
     const body = bodies[spec.upstream]
     init.body = body === undefined ? '' : JSON.stringify(body)
     init.headers = { 'content-type': 'application/json' }
+  } else if (spec.body === 'multipart') {
+    init.body = multipart()
+    init.headers = { 'content-type': 'multipart/form-data; boundary=XyZ' }
   } else if (spec.body === 'raw') {
-    init.body = spec.path.includes('audio') ? multipart() : Buffer.from('blob bytes')
-    init.headers = spec.path.includes('audio')
-      ? { 'content-type': 'multipart/form-data; boundary=XyZ' }
-      : { 'content-type': 'application/octet-stream' }
+    init.body = Buffer.from('blob bytes')
+    init.headers = { 'content-type': 'application/octet-stream' }
   }
   return { path, init }
 }

@@ -4,7 +4,7 @@ import { jsonOf, sleep, startStack, TOKENS, type Stack } from './helper.js'
 import { MemoryWindows } from '../plugins/limits/key-limits.js'
 import { refuseWhenTokensSpent, tokensKey } from '../plugins/limits/token-window.js'
 import { ProxyError } from '../plugins/http/error-shapes.js'
-import { FrameCounter } from '../plugins/observability/usage.js'
+import { UsageMeter } from '../plugins/observability/usage-meter.js'
 
 const KEY = 'charged-key-0000000000000000000000001'
 const auth = { authorization: `Bearer ${KEY}` }
@@ -43,7 +43,8 @@ const fake = { chunks: CHUNKS, prompt_tokens: 11, delay_ms: 1 }
 const reported = 11 + CHUNKS
 
 // [name, path, body, tokens charged]. Without Ollama's counts, each NDJSON line or SSE event streamed
-// counts as one token: for /v1 streams that is the content chunks + the finish chunk + [DONE].
+// counts as one token (for /v1 streams: the content chunks + the finish chunk + [DONE]), plus the
+// prompt's text at 4 bytes per token (here "x": 1 token).
 const dialects: Array<[string, string, Record<string, unknown>, number]> = [
   ['native chat, streamed', '/api/chat', { ...chat, fake }, reported],
   ['native chat, one document', '/api/chat', { ...chat, stream: false, fake }, reported],
@@ -53,10 +54,10 @@ const dialects: Array<[string, string, Record<string, unknown>, number]> = [
   ['legacy embeddings: prompt text at 4 bytes per token', '/api/embeddings', { model: 'nomic-embed-text', prompt: 'x'.repeat(41), fake }, 11],
   ['/v1 chat, one document', '/v1/chat/completions', { ...chat, fake }, reported],
   ['/v1 chat, streamed with include_usage', '/v1/chat/completions', { ...chat, stream: true, stream_options: { include_usage: true }, fake }, reported],
-  ['/v1 chat, streamed without include_usage', '/v1/chat/completions', { ...chat, stream: true, fake }, CHUNKS + 2],
+  ['/v1 chat, streamed without include_usage', '/v1/chat/completions', { ...chat, stream: true, fake }, 1 + CHUNKS + 2],
   ['/v1 completions, one document', '/v1/completions', { model: 'llama3.2', prompt: 'x', fake }, reported],
   ['/v1 completions, streamed with include_usage', '/v1/completions', { model: 'llama3.2', prompt: 'x', stream: true, stream_options: { include_usage: true }, fake }, reported],
-  ['/v1 completions, streamed without include_usage', '/v1/completions', { model: 'llama3.2', prompt: 'x', stream: true, fake }, CHUNKS + 2],
+  ['/v1 completions, streamed without include_usage', '/v1/completions', { model: 'llama3.2', prompt: 'x', stream: true, fake }, 1 + CHUNKS + 2],
   ['/v1 embeddings', '/v1/embeddings', { model: 'nomic-embed-text', input: 'a', fake }, 11],
   ['/v1/responses, one document', '/v1/responses', { model: 'llama3.2', input: 'x', fake }, reported],
   ['/v1/responses, streamed', '/v1/responses', { model: 'llama3.2', input: 'x', stream: true, fake }, reported],
@@ -128,7 +129,7 @@ test('a spent window refuses the next request up front; streams without counts s
   const first = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ ...chat, stream: true, fake: { chunks: 12 } }) })
   assert.equal(first.status, 200)
   await first.arrayBuffer()
-  assert.deepEqual(watch.charges, [14])
+  assert.deepEqual(watch.charges, [15])
   const refused = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ ...chat, stream: true }) })
   assert.equal(refused.status, 429)
   assert.match((await jsonOf(refused)).error.message, /10 tokens per minute/)
@@ -153,18 +154,18 @@ test('frames are counted across chunk boundaries: NDJSON lines, SSE events', () 
   const sse = 'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n'
   const ndjson = '{"done":false}\n{"done":false}\n{"done":true}\n'
   for (let cut = 0; cut <= sse.length; cut++) {
-    const counter = new FrameCounter('event', false)
+    const counter = new UsageMeter('event', false, 0)
     counter.count(Buffer.from(sse.slice(0, cut)))
     counter.count(Buffer.from(sse.slice(cut)))
     assert.equal(counter.estimate, 3, `sse cut at ${cut}`)
   }
   for (let cut = 0; cut <= ndjson.length; cut++) {
-    const counter = new FrameCounter('line', false)
+    const counter = new UsageMeter('line', false, 0)
     counter.count(Buffer.from(ndjson.slice(0, cut)))
     counter.count(Buffer.from(ndjson.slice(cut)))
     assert.equal(counter.estimate, 3, `ndjson cut at ${cut}`)
   }
-  const encoded = new FrameCounter('line', true)
+  const encoded = new UsageMeter('line', true, 0)
   encoded.count(Buffer.alloc(10))
   assert.equal(encoded.estimate, 3, 'a compressed answer: one token per 4 bytes')
 })
@@ -172,7 +173,7 @@ test('frames are counted across chunk boundaries: NDJSON lines, SSE events', () 
 test('while an answer streams, the request keeps only the small fields of its body, not the prompt or history', async (t) => {
   const stack = await startStack(t)
   const seen: unknown[] = []
-  stack.app.observeUpstream((request) => { seen.push(request.body) })
+  stack.app.onExchangeDone((exchange) => { if (exchange.route?.path.startsWith('/api/')) seen.push(exchange.request.body) })
   const history = Array.from({ length: 50 }, (_, i) => ({ role: 'user', content: `message ${i} `.repeat(100) }))
   const prompt = 'a long prompt '.repeat(1000)
   const cases = [

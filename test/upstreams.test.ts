@@ -13,7 +13,7 @@ async function startCluster (t: TestContext, hosts: number, service: Record<stri
   const upstreams = fakes.map((fake, i) => ({ url: fake.url, name: `gpu${i}`, ...(maxConcurrent !== undefined ? { max_concurrent: maxConcurrent } : {}) }))
   const config = testConfig(fakes[0].url, { service: { upstreams, health_interval: 0.2, refresh_interval: 60, ...service } })
   const proxy = await startProxy(t, config)
-  await proxy.app.upstreams.refreshAll()
+  await proxy.app.hostHealth.refreshAll()
   return { fakes, ...proxy }
 }
 
@@ -28,7 +28,7 @@ async function deleteOn (fake: FakeOllama, model: string): Promise<void> {
 test('inference goes to a host that has the model', async (t) => {
   const { fakes, url, app } = await startCluster(t, 2)
   await deleteOn(fakes[0], 'qwen3:8b')
-  await app.upstreams.refreshAll()
+  await app.hostHealth.refreshAll()
   for (let i = 0; i < 5; i++) {
     const response = await fetch(`${url}/api/chat`, { method: 'POST', headers: gen, body: chat('qwen3:8b') })
     assert.equal(response.status, 200)
@@ -44,7 +44,7 @@ test('a host where the model is already loaded is preferred', async (t) => {
   const { fakes, url, app } = await startCluster(t, 3)
   fakes[0].loaded.clear()
   fakes[2].loaded.clear()
-  await app.upstreams.refreshAll()
+  await app.hostHealth.refreshAll()
   for (let i = 0; i < 6; i++) {
     const response = await fetch(`${url}/api/generate`, { method: 'POST', headers: gen, body: JSON.stringify({ model: 'llama3.2', prompt: 'x', stream: false }) })
     assert.equal(response.headers.get('x-ollama-upstream'), 'gpu1')
@@ -187,8 +187,8 @@ test('model management: a named host, or every host with the answer saying which
 test('per-host state in /readyz and /metrics', async (t) => {
   const { fakes, url, app } = await startCluster(t, 2)
   await fakes[1].close()
-  await app.upstreams.checkAll()
-  await app.upstreams.checkAll()
+  await app.hostHealth.checkAll()
+  await app.hostHealth.checkAll()
   const ready = await jsonOf(await fetch(`${url}/readyz`))
   assert.equal(ready.status, 'ready', 'ready while one host is healthy')
   assert.deepEqual(ready.upstreams.map((h: { name: string, ready: boolean }) => [h.name, h.ready]), [['gpu0', true], ['gpu1', false]])
@@ -196,6 +196,8 @@ test('per-host state in /readyz and /metrics', async (t) => {
   assert.match(metrics, /ollama_proxy_upstream_healthy\{host="gpu0"\} 1/)
   assert.match(metrics, /ollama_proxy_upstream_healthy\{host="gpu1"\} 0/)
   await fakes[0].close()
+  await app.hostHealth.checkAll()
+  await app.hostHealth.checkAll()
   const down = await fetch(`${url}/readyz`)
   assert.equal(down.status, 503)
 })
@@ -206,7 +208,7 @@ test('unnamed upstreams get neutral names by position: no address reaches /ready
   const config = testConfig(fakes[0].url, { service: { upstreams: fakes.map(f => ({ url: f.url })), refresh_interval: 60 } })
   assert.deepEqual(config.service.upstreams.map(u => u.name), ['host-1', 'host-2'])
   const { url, app } = await startProxy(t, config)
-  await app.upstreams.refreshAll()
+  await app.hostHealth.refreshAll()
   const ports = fakes.map(f => new URL(f.url).port)
   const leaks = (text: string) => ports.some(port => text.includes(port)) || text.includes('127.0.0.1')
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { UsageScanner } from '../plugins/observability/usage.js'
+import { UsageMeter } from '../plugins/observability/usage-meter.js'
 import { bearer, startStack, TOKENS, waitUntil, type Stack } from './helper.js'
 
 const gen = bearer(TOKENS.generate)
@@ -35,29 +35,28 @@ test('token counts are read from native, OpenAI and Anthropic answers, streamed 
 })
 
 test('the scanner ignores counts past 2^53: a broken host cannot charge a key Infinity tokens', () => {
-  const cases: Array<[string, { promptTokens: number, completionTokens: number } | undefined]> = [
+  // Not reported: the estimate (one frame, no prompt text) stands in.
+  const cases: Array<[string, { promptTokens: number, completionTokens: number, estimated?: true }]> = [
     ['{"prompt_eval_count":12,"eval_count":' + '9'.repeat(400) + '}', { promptTokens: 12, completionTokens: 0 }],
     ['{"prompt_eval_count":9007199254740993,"eval_count":7}', { promptTokens: 0, completionTokens: 7 }],
     ['{"prompt_eval_count":9007199254740991,"eval_count":7}', { promptTokens: 9007199254740991, completionTokens: 7 }],
-    ['{"eval_count":' + '9'.repeat(30) + ',"total_duration":' + '9'.repeat(30) + '}', undefined]
+    ['{"eval_count":' + '9'.repeat(30) + ',"total_duration":' + '9'.repeat(30) + '}', { promptTokens: 0, completionTokens: 1, estimated: true }]
   ]
   for (const [line, expected] of cases) {
-    const scanner = new UsageScanner()
-    scanner.scan(Buffer.from(line + '\n'))
-    assert.deepEqual(scanner.usage, expected, line.slice(0, 60))
-    assert.equal(scanner.durations.totalMs, undefined)
+    const meter = new UsageMeter('line', false, 0)
+    meter.count(Buffer.from(line + '\n'))
+    assert.deepEqual(meter.usage(true), expected, line.slice(0, 60))
   }
 })
 
 test('the scanner finds counts split across chunk boundaries', () => {
   const line = '{"done":true,"prompt_eval_count":1234,"eval_count":5678}\n'
   for (let cut = 1; cut < line.length; cut++) {
-    const scanner = new UsageScanner()
-    scanner.scan(Buffer.from('{"response":"' + 'x'.repeat(100) + '"}\n'))
-    scanner.scan(Buffer.from(line.slice(0, cut)))
-    scanner.scan(Buffer.from(line.slice(cut)))
-    assert.deepEqual(scanner.usage, { promptTokens: 1234, completionTokens: 5678 }, `cut at ${cut}`)
-    assert.equal(scanner.durations.totalMs, undefined)
+    const meter = new UsageMeter('line', false, 0)
+    meter.count(Buffer.from('{"response":"' + 'x'.repeat(100) + '"}\n'))
+    meter.count(Buffer.from(line.slice(0, cut)))
+    meter.count(Buffer.from(line.slice(cut)))
+    assert.deepEqual(meter.usage(true), { promptTokens: 1234, completionTokens: 5678 }, `cut at ${cut}`)
   }
 })
 

@@ -1,10 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendError } from '../http/error-shapes.js'
-import { modelAllowed } from './model-names.js'
-import { modelsNamed, remoteHostNamed, type ModelField } from './model-fields.js'
-import { identify, KeyRing, type Access, type ApiKey, type Identification } from './keys.js'
-import { routeConfigOf } from '../http/per-request.js'
+import { identify, KeyRing, type Identification } from './keys.js'
+import { namedHost } from './named-host.js'
 
 const CREDENTIAL_ERRORS: Record<Extract<Identification, { error: string }>['error'], string> = {
   missing: 'missing API key: send "Authorization: Bearer <key>"',
@@ -17,28 +15,20 @@ declare module 'fastify' {
     /** Valid keys; replaced as a whole when the config is reloaded. */
     keyRing: KeyRing
   }
-  interface FastifyRequest {
-    /** The key that authorised this request (undefined on public routes). */
-    apiKey?: ApiKey
-  }
-  interface FastifyContextConfig {
-    /** What a key needs to use this route; every route declares it in the route table. */
-    access?: Access
-    /** Where the request names its model(s), checked against the key's allowlist. */
-    modelField?: ModelField
-  }
 }
 
 /**
- * The one auth rule: a route's `access` (from the route table) must be among the scopes of the
- * presented key. Runs in onRequest, before any body is read, so a wrong key never costs an upload.
+ * Stage 2, the key: a route's `access` (route table) must be among the scopes of the presented
+ * key; naming an Ollama host (X-Ollama-Host, ?host=) needs `models:admin` and a configured name. Runs in onRequest,
+ * before any body is read, so a wrong key never costs an upload.
  */
 export default fp(async function authPlugin (fastify) {
   fastify.decorate('keyRing', new KeyRing(fastify.config.auth))
-  fastify.decorateRequest('apiKey', undefined)
+  const hostNames = new Set(fastify.config.service.upstreams.map(u => u.name))
 
   fastify.addHook('onRequest', function checkKey (request: FastifyRequest, reply: FastifyReply, done) {
-    const access = routeConfigOf(request).access
+    const exchange = request.exchange
+    const access = exchange.route?.access
     if (access === undefined || access === 'public') {
       done()
       return
@@ -49,36 +39,23 @@ export default fp(async function authPlugin (fastify) {
       return
     }
     const key = identified.key
-    request.apiKey = key
+    exchange.key = key
     if (!key.scopes.has(access)) {
       sendError(request, reply, 401, `this key may not use this route (it needs the ${access} scope)`)
       return
     }
-    done()
-  })
-
-  // The allowlist needs the parsed body, so it runs once the body is read and validated.
-  fastify.addHook('preHandler', function checkModels (request, reply, done) {
-    const field = routeConfigOf(request).modelField
-    if (field === undefined) {
-      done()
-      return
-    }
-    const models = modelsNamed(field, request.body, request.params)
-    request.model = models[0]?.name
-    const allowlist = request.apiKey?.models
-    if (allowlist != null) {
-      // A remote model runs wherever remote_host says (ollama.com included): no allowlist entry can vouch for that.
-      if (remoteHostNamed(field, request.body) !== undefined) {
-        sendError(request, reply, 403, 'this key may not create a model that runs on another host (remote_host)')
+    const host = exchange.route!.hosts !== 'proxy' ? namedHost(request.headers, request.query) : undefined
+    if (host !== undefined) {
+      // Choosing a host overrides the routing policy: an admin act, refused before any body is read.
+      if (!key.scopes.has('models:admin')) {
+        sendError(request, reply, 403, 'naming an Ollama host (X-Ollama-Host, ?host=) needs a key with the models:admin scope')
         return
       }
-      const refused = models.find(model => !modelAllowed(allowlist, model.name, model.reading))
-      if (refused !== undefined) {
-        sendError(request, reply, 403, `this key may not use the model "${refused.name}"`)
+      if (!hostNames.has(host)) {
+        sendError(request, reply, 404, `no Ollama host named "${host}"`)
         return
       }
     }
     done()
   })
-}, { name: 'auth', fastify: '5.x', dependencies: ['config', 'request-log'] })
+}, { name: 'auth', fastify: '5.x', dependencies: ['config', 'exchange'] })

@@ -3,7 +3,7 @@ import { modelAllowed, type ModelPattern, type NameReading } from './model-names
 
 /**
  * Where a route's body or path names its model(s), and so how Ollama reads the name
- * (plugins/auth/model-names.ts `NameReading`); see the route table's `model` column:
+ * (plugins/auth/model-names.ts `NameReading`); the route table's `modelAt` column:
  * - `body`: `model`, else `name`, read as a request (inference, show: server/routes.go), and on
  *   the /v1 routes also the exact key `model` that Ollama's cloud passthrough reads;
  * - `pull`: `model`, else `name`, read as pull does (PullHandler, DeleteHandler);
@@ -12,9 +12,9 @@ import { modelAllowed, type ModelPattern, type NameReading } from './model-names
  * - `copy`: `source` and `destination`, literally (CopyHandler);
  * - `param`: the `:model` path parameter, read as a request (/v1/models/:model);
  * - `multipart`: every value named `model` in the query and the form, Ollama's pick first, read
- *   as a request (middleware/openai.go TranscriptionMiddleware; plugins/http/body.ts MultipartBody).
+ *   as a request (middleware/openai.go TranscriptionMiddleware; plugins/http/body.ts MultipartView).
  */
-export type ModelField = 'body' | 'pull' | 'push' | 'copy' | 'create' | 'param' | 'multipart'
+export type ModelLocation = 'body' | 'pull' | 'push' | 'copy' | 'create' | 'param' | 'multipart'
 
 /** One model a request acts on, with the reading Ollama gives its name on that route. */
 export interface NamedModel { name: string, reading: NameReading }
@@ -24,14 +24,14 @@ export interface NamedModel { name: string, reading: NameReading }
  * (plugins/http/go-json.ts), so it holds `name` only where Ollama's struct has that field, and
  * `model || name` is the handler's `cmp.Or(req.Model, req.Name)` (server/routes.go, create.go).
  */
-export function modelsNamed (field: ModelField | undefined, body: unknown, params: unknown): NamedModel[] {
+export function modelsNamed (location: ModelLocation | undefined, body: unknown, params: unknown): NamedModel[] {
   const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   const named = (value: unknown, reading: NameReading): NamedModel[] => typeof value === 'string' && value !== '' ? [{ name: value, reading }] : []
   const modelOrName = (reading: NameReading) => {
     const model = named(fields.model, reading)
     return model.length > 0 ? model : named(fields.name, reading)
   }
-  switch (field) {
+  switch (location) {
     // On the /v1 routes Ollama's cloud passthrough reads the exact key `model` first (json-body.ts).
     case 'body': return [...modelOrName('request'), ...named((fields as Record<symbol, unknown>)[PASSTHROUGH_MODEL], 'request')]
     case 'pull': return modelOrName('pull')
@@ -50,8 +50,8 @@ export function modelsNamed (field: ModelField | undefined, body: unknown, param
  * server/create.go forwards every request of such a model there, signed as the server owner when
  * it is ollama.com), or undefined. `body` is the Go view of a create body.
  */
-export function remoteHostNamed (field: ModelField | undefined, body: unknown): string | undefined {
-  if (field !== 'create' || typeof body !== 'object' || body === null) return undefined
+export function remoteHostNamed (location: ModelLocation | undefined, body: unknown): string | undefined {
+  if (location !== 'create' || typeof body !== 'object' || body === null) return undefined
   const host = (body as Record<string, unknown>).remote_host
   return typeof host === 'string' && host !== '' ? host : undefined
 }

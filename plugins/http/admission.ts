@@ -2,9 +2,7 @@ import fp from 'fastify-plugin'
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BUSY_RETRY_AFTER_SECONDS, ByteBudget } from './body-reader.js'
-import { rememberReply } from './body.js'
 import { sendError } from './error-shapes.js'
-import { perRequestSlots } from './per-request.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,35 +11,51 @@ declare module 'fastify' {
   }
 }
 
-/** An unread body up to this size is read and dropped so the connection can be reused; a larger one closes it. */
-export const DRAIN_CAP_BYTES = 64 * 1024
-
 const kOverCapacity = Symbol('overCapacity')
 type CountedSocket = Socket & { [kOverCapacity]?: boolean }
 
-/** True when the client still has body bytes the proxy has not read (and now never will). */
-function bodyLeftUnread (request: FastifyRequest): boolean {
+/** An unread body up to this size (bytes) is read and dropped after the answer so the connection can be reused; a larger one closes it. */
+export const DRAIN_CAP_BYTES = 64 * 1024
+
+/**
+ * What to do with a body the proxy has not read (and now never will): nothing when it has wholly
+ * arrived or there is none; 'drain' a small one (Node reads and drops it after the answer);
+ * 'close' the connection on a large or chunked one.
+ */
+function unreadBody (request: FastifyRequest): 'none' | 'drain' | 'close' {
   const raw = request.raw
-  if (raw.complete || raw.readableEnded) return false
-  if (raw.headers['transfer-encoding'] !== undefined) return true
+  if (raw.complete || raw.readableEnded) return 'none'
+  if (raw.headers['transfer-encoding'] !== undefined) return 'close'
   const declared = Number(raw.headers['content-length'] ?? 0)
-  if (!(declared > 0)) return false
-  // Node drops an unread body after the answer; only a small one is worth keeping the connection for.
-  return declared > DRAIN_CAP_BYTES || raw.readableFlowing === false || raw.listenerCount('data') > 0
+  if (!(declared > 0)) return 'none'
+  return declared > DRAIN_CAP_BYTES || raw.readableFlowing === false || raw.listenerCount('data') > 0 ? 'close' : 'drain'
 }
 
 /**
- * Nothing is spent before a request is admitted. Fastify's root parsers are removed (a route
- * without its own parser never reads a body), unknown paths are answered 404 in onRequest, open
- * connections are capped (`server.max_connections`, then 503 and the connection closes), and any
- * answer that leaves a body unread closes the connection instead of reading it. `100 Continue` is
- * sent only to admitted requests.
- * Registered after CORS (so refusals carry CORS headers) and before auth.
+ * Node drains an unread body at the client's pace with no time limit: one byte a minute would
+ * hold the connection for ever. A drain not done within `timeoutMs` of the answer closes it.
+ */
+function limitDrain (request: FastifyRequest, timeoutMs: number): void {
+  const raw = request.raw
+  const timer = setTimeout(() => { if (!raw.complete) raw.socket?.destroy() }, timeoutMs)
+  timer.unref()
+  raw.once('end', () => { clearTimeout(timer) })
+}
+
+/**
+ * Stage 1, admission: nothing is spent before a request is admitted. Fastify's root parsers are
+ * removed (a route without its own parser never reads a body), unknown paths are answered 404 in
+ * onRequest, open connections are capped (`server.max_connections`, then 503 and the connection
+ * closes), and an answer that leaves a body unread closes the connection instead of reading it,
+ * unless the body is small, which is drained within `server.body_timeout`.
+ * `100 Continue` is sent only to admitted requests. Registered after CORS (so refusals carry
+ * CORS headers) and before the key stage.
  */
 export default fp(async function admissionPlugin (fastify) {
-  const { maxConnections, maxBodyBytesInFlight } = fastify.config.server
-  fastify.decorate('bodyBudget', new ByteBudget(maxBodyBytesInFlight))
-  fastify.decorateRequest(perRequestSlots.routeConfig as unknown as string, undefined)
+  const { maxConnections, maxBodyBytesInFlight, bodyTimeoutMs } = fastify.config.server
+  const budget = new ByteBudget(maxBodyBytesInFlight)
+  fastify.decorate('bodyBudget', budget)
+  fastify.exchangeServices.releaseBodyBytes = bytes => { budget.release(bytes) }
 
   fastify.removeAllContentTypeParsers()
   // Routes outside the route table's scopes (health, metrics, 405 answers) take no body: never read it.
@@ -55,7 +69,6 @@ export default fp(async function admissionPlugin (fastify) {
   })
 
   fastify.addHook('onRequest', function admit (request: FastifyRequest, reply: FastifyReply, done) {
-    rememberReply(request, reply)
     if ((request.raw.socket as CountedSocket | null)?.[kOverCapacity] === true) {
       reply.header('connection', 'close').header('retry-after', String(BUSY_RETRY_AFTER_SECONDS))
       sendError(request, reply, 503, `the proxy has ${maxConnections} open connections, its limit; retry shortly`)
@@ -78,7 +91,9 @@ export default fp(async function admissionPlugin (fastify) {
   })
 
   fastify.addHook('onSend', function closeUnreadBodies (request, reply, payload, done) {
-    if (bodyLeftUnread(request)) reply.header('connection', 'close')
+    const unread = unreadBody(request)
+    if (unread === 'close') reply.header('connection', 'close')
+    else if (unread === 'drain') limitDrain(request, bodyTimeoutMs)
     done(null, payload)
   })
-}, { name: 'admission', fastify: '5.x', dependencies: ['config', 'errors'] })
+}, { name: 'admission', fastify: '5.x', dependencies: ['config', 'errors', 'exchange'] })

@@ -1,14 +1,13 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import { ProxyError } from './error-shapes.js'
-import { onResponseClose } from './per-request.js'
 
 /** Seconds a client refused for memory pressure is asked to wait (`Retry-After`). */
 export const BUSY_RETRY_AFTER_SECONDS = 1
 
 /**
  * The bytes of request bodies the whole process holds at once. A body reserves its size before it
- * is read (its Content-Length, or chunk by chunk when chunked) and gives it back when its response
- * is over, so the sum never passes `limit`.
+ * is read (its Content-Length, or chunk by chunk when chunked) and gives it back when its exchange
+ * ends, so the sum never passes `limit`.
  */
 export class ByteBudget {
   private held = 0
@@ -31,6 +30,14 @@ export class ByteBudget {
   }
 }
 
+/** Where a body's reservation is kept: the request's exchange (plugins/http/exchange.ts). */
+export interface BodyHolder {
+  /** Bytes reserved so far; given back by the holder when it ends. */
+  bodyBytes: number
+  /** True once the request is over: nothing may be reserved for it any more. */
+  readonly ended: boolean
+}
+
 export interface ReadLimits {
   /** Bytes the body may have; past it 413. */
   limit: number
@@ -51,23 +58,27 @@ function tooLarge (what: string, limit: number): ProxyError {
 
 /**
  * Reads a request body into one buffer, never more than `limit` bytes, within `timeoutMs`, and
- * only while the global budget has room. The reservation lasts until the response is over
- * (the buffer is forwarded to Ollama and lives as long as the request).
+ * only while the global budget has room. The reservation is added to `holder.bodyBytes` as it is
+ * taken, so the holder gives it back however the request ends (the buffer is forwarded to Ollama
+ * and lives as long as the request).
  * @throws ProxyError 413 (too large), 408 (too slow), 503 + Retry-After (budget spent),
- *   400 (client stopped before its Content-Length)
+ *   400 (client stopped before its Content-Length), 499 (the request is already over)
  */
-export async function readBody (request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream & { destroy?: () => void }, limits: ReadLimits): Promise<Buffer> {
+export async function readBody (headers: IncomingHttpHeaders, holder: BodyHolder, payload: NodeJS.ReadableStream & { destroy?: () => void }, limits: ReadLimits): Promise<Buffer> {
   const { limit, timeoutMs, budget, what } = limits
-  const declaredHeader = request.headers['content-length']
+  const declaredHeader = headers['content-length']
   // Node's parser has already refused malformed lengths; a non-number here is treated as unknown.
   const declared = declaredHeader === undefined || !Number.isSafeInteger(Number(declaredHeader)) ? undefined : Number(declaredHeader)
   if (declared !== undefined && declared > limit) throw tooLarge(what, limit)
-
-  let reserved = 0
-  onResponseClose(reply, () => { budget.release(reserved) })
+  const reserve = (bytes: number): ProxyError | null => {
+    if (holder.ended) return new ProxyError(499, 'the client left')
+    if (!budget.tryReserve(bytes)) return busy()
+    holder.bodyBytes += bytes
+    return null
+  }
   if (declared !== undefined) {
-    if (!budget.tryReserve(declared)) throw busy()
-    reserved = declared
+    const refused = reserve(declared)
+    if (refused !== null) throw refused
   }
 
   return await new Promise<Buffer>((resolve, reject) => {
@@ -100,8 +111,8 @@ export async function readBody (request: FastifyRequest, reply: FastifyReply, pa
         chunk.copy(whole, received - chunk.length)
         return
       }
-      if (!budget.tryReserve(chunk.length)) { finish(busy()); return }
-      reserved += chunk.length
+      const refused = reserve(chunk.length)
+      if (refused !== null) { finish(refused); return }
       chunks.push(chunk)
     }
     function onEnd (): void {

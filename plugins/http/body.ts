@@ -1,60 +1,57 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { readBody } from './body-reader.js'
 import { bytesToCheck } from './content-encoding.js'
 import { ProxyError } from './error-shapes.js'
 import { parseJsonBody } from './json-body.js'
 import { multipartModels } from './multipart-model.js'
-import { routeConfigOf } from './per-request.js'
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The client's body bytes exactly as sent (still compressed if they were); forwarded as they are. */
-    rawBody?: Buffer
-  }
-}
-
-/** A multipart body read for its model: the original bytes, streamed on, and the models it names. */
-export interface MultipartBody extends Readable {
+/** What the later stages read of a multipart body: the models it names (the bytes are on the exchange). */
+export interface MultipartView {
   /** Values named `model` (query first, as Ollama reads them); see multipart-model.ts. */
   formModels: string[]
 }
 
 /**
- * JSON routes accept any Content-Type (curl -d sends form-urlencoded; Ollama ignores the
- * label) and keep the original bytes so Ollama receives exactly what the client sent. The body is
- * read once, under `bodyLimit`, `server.body_timeout` and the in-flight budget; a zstd body is
- * decoded only for the checks where Ollama decodes it (route table `decodes`).
+ * Stage 4, the body, for JSON routes. Any Content-Type is accepted (curl -d sends
+ * form-urlencoded; Ollama ignores the label) and the original bytes are kept on the exchange so
+ * Ollama receives exactly what the client sent. The body is read once, under `bodyLimit`,
+ * `server.body_timeout` and the in-flight budget; what Fastify validates and the later stages
+ * read is the Go view of it (plugins/http/json-body.ts). A zstd body is decoded only for the
+ * checks, on the routes where Ollama decodes it (route table `decodes`).
  */
 export function acceptJsonBodies (instance: FastifyInstance, bodyLimit: number): void {
   const { bodyTimeoutMs } = instance.config.server
   instance.removeAllContentTypeParsers()
   instance.addContentTypeParser('*', async function readJson (request: FastifyRequest, payload: Readable) {
-    const body = await readBody(request, replyOf(request), payload, { limit: bodyLimit, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'request body' })
+    const exchange = request.exchange
+    const body = await readBody(request.headers, exchange, payload, { limit: bodyLimit, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'request body' })
     if (body.length === 0) return undefined
-    const config = routeConfigOf(request)
-    const decodes = config.spec?.decodes ?? []
+    const route = exchange.route!
+    const decodes = route.decodes ?? []
     // The routes that decode zstd are those behind Ollama's cloud passthrough, which also reads `model` by its exact key.
-    const parsed = parseJsonBody(bytesToCheck(request.raw, body, decodes, bodyLimit), config.goStruct, decodes.length > 0)
+    const parsed = parseJsonBody(bytesToCheck(request.raw, body, decodes, bodyLimit), route.goStruct, decodes.length > 0)
     if (!parsed.ok) throw new ProxyError(400, parsed.message)
-    request.rawBody = body
+    exchange.body = body
     return parsed.value
   })
 }
 
 /**
  * Multipart uploads a generate key may send (/v1/audio/transcriptions): buffered under
- * `server.transcription_limit` to read the model the way Ollama does, then the original bytes are
- * streamed on unchanged (headers, boundary and all).
+ * `server.transcription_limit` to read the model the way Ollama does; the original bytes are kept
+ * on the exchange and forwarded unchanged (headers, boundary and all).
  */
 export function acceptMultipartBodies (instance: FastifyInstance): void {
   const { transcriptionLimit, bodyTimeoutMs } = instance.config.server
   instance.removeAllContentTypeParsers()
   instance.addContentTypeParser('*', async function readMultipart (request: FastifyRequest, payload: Readable) {
-    const body = await readBody(request, replyOf(request), payload, { limit: transcriptionLimit, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'transcription upload' })
+    const exchange = request.exchange
+    const body = await readBody(request.headers, exchange, payload, { limit: transcriptionLimit, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'transcription upload' })
     const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : ''
-    const models = await multipartModels(body, request.headers['content-type'], query)
-    return Object.assign(Readable.from([body]), { formModels: models }) satisfies MultipartBody
+    const view: MultipartView = { formModels: await multipartModels(body, request.headers['content-type'], query) }
+    exchange.body = body
+    return view
   })
 }
 
@@ -76,17 +73,6 @@ export function acceptRawBodies (instance: FastifyInstance, uploadLimit: number 
     }
     done(null, payload.pipe(new ByteLimit(uploadLimit)))
   })
-}
-
-const kReply = Symbol('reply')
-
-/** The reply of a request, recorded by the admission plugin's onRequest hook. */
-export function replyOf (request: FastifyRequest): FastifyReply {
-  return (request as FastifyRequest & { [kReply]: FastifyReply })[kReply]
-}
-
-export function rememberReply (request: FastifyRequest, reply: FastifyReply): void {
-  (request as FastifyRequest & { [kReply]?: FastifyReply })[kReply] = reply
 }
 
 class ByteLimit extends Transform {

@@ -103,3 +103,20 @@ export function parseJsonBody (body: Buffer, struct: GoStruct = NO_FIELDS, passt
   }
   return { ok: true, value: read.view }
 }
+
+const SMALL_STRING = 1024
+
+/**
+ * The scalar fields of a body view (strings up to 1 KiB): what is read of a body once the
+ * checks have run (fan-out's `stream`). The rest (a prompt, a chat history) is let go while the
+ * answer streams: the forwarded bytes are then the only copy kept, which
+ * `server.max_body_bytes_in_flight` accounts for.
+ */
+export function smallFieldsOf (view: Record<string, unknown>): Record<string, unknown> {
+  const small: Record<string, unknown> = {}
+  for (const field of Object.keys(view)) {
+    const value = view[field]
+    if (value === null || typeof value === 'boolean' || typeof value === 'number' || (typeof value === 'string' && value.length <= SMALL_STRING)) small[field] = value
+  }
+  return small
+}

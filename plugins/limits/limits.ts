@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError } from '../http/error-shapes.js'
+import type { Exchange } from '../http/exchange.js'
 import { ConcurrencySlots, MemoryWindows, type WindowStore } from './key-limits.js'
 import { chargeTokenWindow, limitHeaders, refuseWhenTokensSpent, secondsLeft } from './token-window.js'
-import { onResponseClose } from '../http/per-request.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,11 +21,19 @@ export interface LimitsOptions {
 
 const requestsKey = (name: string) => `rpm:${name}`
 
+/** A refusal of stage 3: 429 with the limit's name for the log line. */
+function refuse (exchange: Exchange, limit: string, message: string, headers: Record<string, string>): ProxyError {
+  exchange.refusedBy = limit
+  return new ProxyError(429, message, headers)
+}
+
 /**
- * A key's `limits` from the config: requests per minute, tokens per minute (every answer is
- * charged after it streams, see usage.ts; a spent window refuses up front, refuseWhenTokensSpent)
- * and concurrent requests, checked before the body is read. Over a limit: 429 in dialect with
- * Retry-After and RateLimit-* headers. Keys without limits pay one property check.
+ * Stage 3, the key's limits, checked before the body is read: requests per minute (every
+ * route), tokens per minute and concurrent requests (only work that runs a model or manages
+ * models: reading model information costs no GPU time, and UIs poll it). Over a limit: 429 in
+ * dialect with Retry-After and RateLimit-* headers. Every answer is charged after it streams
+ * (plugins/observability/usage.ts); a spent token window refuses up front. A held slot is on the
+ * exchange, which gives it back when it ends, however it ends.
  */
 export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) {
   const windows = options.windows ?? new MemoryWindows()
@@ -37,36 +45,51 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
       fastify.log.warn({ err }, 'could not record token usage')
     })
   })
+  fastify.exchangeServices.releaseKeyLimits = (exchange: Exchange) => {
+    if (exchange.holdsKeySlot) {
+      exchange.holdsKeySlot = false
+      slots.release(exchange.key!.name)
+    }
+  }
 
-  async function check (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const key = request.apiKey!
+  async function check (exchange: Exchange, reply: FastifyReply): Promise<void> {
+    const key = exchange.key!
     const { requestsPerMinute, tokensPerMinute, concurrent } = key.limits
+    const usesModels = exchange.route!.work !== 'read'
     const now = Date.now()
     if (requestsPerMinute !== null) {
       const count = await windows.incr(requestsKey(key.name), 1, now)
       const reset = secondsLeft(now)
       reply.headers(limitHeaders(requestsPerMinute, Math.max(0, requestsPerMinute - count), reset))
       if (count > requestsPerMinute) {
-        throw new ProxyError(429, `rate limit exceeded: this key may send ${requestsPerMinute} requests per minute; retry in ${reset} s`, { 'retry-after': String(reset) })
+        throw refuse(exchange, 'requests_per_minute', `rate limit exceeded: this key may send ${requestsPerMinute} requests per minute; retry in ${reset} s`, { 'retry-after': String(reset) })
       }
     }
-    if (tokensPerMinute !== null) await refuseWhenTokensSpent(windows, key, now)
-    if (concurrent !== null) {
-      if (!slots.tryTake(key.name, concurrent)) {
-        throw new ProxyError(429, `concurrency limit exceeded: this key may run ${concurrent} requests at once`, { ...limitHeaders(concurrent, 0, 1), 'retry-after': '1' })
+    if (tokensPerMinute !== null && exchange.route!.work === 'inference') {
+      try {
+        await refuseWhenTokensSpent(windows, key, now)
+      } catch (err) {
+        exchange.refusedBy = 'tokens_per_minute'
+        throw err
       }
-      // 'close' comes once per response, finished or aborted: the slot can never leak.
-      onResponseClose(reply, () => { slots.release(key.name) })
+    }
+    // A client that left while Redis answered has ended its exchange: it must not take a slot now.
+    if (concurrent !== null && usesModels && !exchange.ended) {
+      if (!slots.tryTake(key.name, concurrent)) {
+        throw refuse(exchange, 'concurrent', `concurrency limit exceeded: this key may run ${concurrent} requests at once`, { ...limitHeaders(concurrent, 0, 1), 'retry-after': '1' })
+      }
+      exchange.holdsKeySlot = true
     }
   }
 
-  // onRequest, right after auth: a refused request never uploads its body first.
+  // onRequest, right after the key: a refused request never uploads its body first.
   fastify.addHook('onRequest', function enforceKeyLimits (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
-    const limits = request.apiKey?.limits
+    const exchange = request.exchange
+    const limits = exchange.key?.limits
     if (limits === undefined || (limits.requestsPerMinute === null && limits.tokensPerMinute === null && limits.concurrent === null)) {
       done()
       return
     }
-    check(request, reply).then(() => done(), done)
+    check(exchange, reply).then(() => done(), done)
   })
-}, { name: 'limits', fastify: '5.x', dependencies: ['auth'] })
+}, { name: 'limits', fastify: '5.x', dependencies: ['auth', 'exchange'] })

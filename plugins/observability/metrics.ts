@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client'
 import { ProxyError } from '../http/error-shapes.js'
 import { MetricCounts } from './metric-counts.js'
 import type { MetricSources } from './metrics-exposition.js'
-import type { TokenUsage } from './request-log.js'
+import type { TokenUsage } from '../http/exchange.js'
 
 export { FOLDED_LABEL, LABEL_CAPS } from './metric-counts.js'
 
@@ -82,22 +82,20 @@ export default fp(async function metricsPlugin (fastify) {
   }
   fastify.decorate('metrics', metrics)
 
-  fastify.observeUpstream((request) => {
-    counts.addInFlight(counts.keyLabel.label(request.apiKey?.name ?? 'none'), 1)
-  })
+  // In flight from the first call to Ollama until the exchange ends, however it ends.
+  fastify.exchangeServices.upstreamStarted = (exchange) => {
+    counts.addInFlight(counts.keyLabel.label(exchange.key?.name ?? 'none'), 1)
+  }
 
-  fastify.onRequestDone((request, record) => {
-    const key = counts.keyLabel.label(request.apiKey?.name ?? 'none')
-    const route = record.route ?? 'other'
-    counts.countRequest(route, request.method, record.status, key)
-    counts.duration.observe(route, record.ms / 1000)
-    const upstream = request.upstream
+  fastify.onExchangeDone((exchange, status, ms) => {
+    const key = counts.keyLabel.label(exchange.key?.name ?? 'none')
+    const route = exchange.route?.path ?? 'other'
+    counts.countRequest(route, exchange.request.method, status, key)
+    counts.duration.observe(route, ms / 1000)
+    const upstream = exchange.upstream
     if (upstream === undefined) return
-    if (upstream.status !== undefined) {
-      // Counted up when Ollama answered (observeUpstream), down here however the request ended.
-      counts.addInFlight(key, -1)
-      if (upstream.firstByteMs !== undefined) counts.firstByte.observe(route, upstream.firstByteMs / 1000)
-    }
+    counts.addInFlight(key, -1)
+    if (upstream.firstByteMs !== undefined) counts.firstByte.observe(route, upstream.firstByteMs / 1000)
     if (upstream.error !== undefined) counts.countUpstreamError(upstream.error)
   })
 }, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log', 'limits'] })

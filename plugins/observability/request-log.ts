@@ -1,92 +1,45 @@
 import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
-import { onResponseClose, routeConfigOf } from '../http/per-request.js'
+import pino from 'pino'
+import type { Exchange } from '../http/exchange.js'
+import { accessLine, statusOf } from './access-line.js'
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** The model the body names, for the log line and for allowlists. */
-    model?: string
-    /** Token counts read from Ollama's answer, when it reports them. */
-    usage?: TokenUsage
-  }
   interface FastifyInstance {
-    /** Called with each finished request's record (metrics listen here). */
-    onRequestDone (listener: (request: FastifyRequest, record: RequestRecord) => void): void
+    /** Called with each finished exchange, after its log line (metrics listen here). */
+    onExchangeDone (listener: (exchange: Exchange, status: number, ms: number) => void): void
   }
 }
 
-/** Ollama's own timings of an answer, in milliseconds. */
-export interface OllamaDurations { totalMs?: number, loadMs?: number, promptEvalMs?: number, evalMs?: number }
-
-/** `estimated`: Ollama printed no (or not all) counts; see FrameCounter in usage.ts. */
-export interface TokenUsage { promptTokens: number, completionTokens: number, estimated?: boolean, ollama?: OllamaDurations }
-
-export interface RequestRecord {
-  route: string | null
-  status: number
-  ms: number
-  aborted: boolean
-}
-
-const round = (value: number) => Math.round(value * 10) / 10
-
-// The query string stays out of the log: it is the one place a careless client puts a secret.
-function pathOf (url: string): string {
-  const query = url.indexOf('?')
-  return query < 0 ? url : url.slice(0, query)
-}
+interface LineSink { write: (line: string) => unknown }
 
 /**
- * One line per request (Fastify's own two request lines are off): request id, route, status,
- * duration, key name (never the key), model, token usage, upstream status and time to first byte.
+ * Stage 9, log: one line per request (Fastify's own two request lines are off), written when its
+ * exchange ends, however it ends: request id, route, status, duration, client address, key name
+ * (never the key), model, token usage, queue wait, the upstream call's status, host and time to
+ * first byte, the limit that refused it, and whether the client left (499, `aborted`) or Ollama
+ * broke off an answer it had started (502, `upstream.error`).
+ *
+ * The line is built here (access-line.ts) and written to the logger's own destination, in pino's
+ * format (level, time, bindings, fields, msg): pino's generic serialisation of a nested object
+ * was the largest single cost of a small request, and this line's fields are known.
  */
 export default fp(async function requestLogPlugin (fastify) {
-  fastify.decorateRequest('model', undefined)
-  fastify.decorateRequest('usage', undefined)
-  const listeners: Array<(request: FastifyRequest, record: RequestRecord) => void> = []
-  fastify.decorate('onRequestDone', (listener: (request: FastifyRequest, record: RequestRecord) => void) => { listeners.push(listener) })
+  const logger = fastify.log as unknown as pino.Logger
+  const sink = (logger as unknown as Record<symbol, LineSink>)[pino.symbols.streamSym]
+  // The logger's bindings as pino writes them (`,"service":"ollama-proxy"`).
+  const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]
+  const trustProxy = fastify.config.server.trustProxy !== false
+  const listeners: Array<(exchange: Exchange, status: number, ms: number) => void> = []
+  fastify.decorate('onExchangeDone', (listener: (exchange: Exchange, status: number, ms: number) => void) => { listeners.push(listener) })
 
-  function finish (request: FastifyRequest, record: RequestRecord): void {
-    const upstream = request.upstream
-    const key = request.apiKey
-    // The root logger with the id spelled out: no per-request child logger is needed for this line.
-    fastify.log.info({
-      reqId: request.id,
-      method: request.method,
-      route: record.route,
-      path: pathOf(request.url),
-      status: record.status,
-      ms: round(record.ms),
-      key: key?.name,
-      keyKind: key?.kind,
-      model: request.model,
-      usage: request.usage,
-      upstream: upstream === undefined
-        ? undefined
-        : {
-            status: upstream.status,
-            firstByteMs: upstream.firstByteMs === undefined ? undefined : round(upstream.firstByteMs),
-            host: upstream.host,
-            error: upstream.error
-          },
-      aborted: record.aborted || undefined
-    }, 'request')
-    for (const listener of listeners) listener(request, record)
+  fastify.exchangeServices.record = function record (exchange: Exchange) {
+    const ms = exchange.reply.elapsedTime
+    const status = statusOf(exchange)
+    if (logger.isLevelEnabled('info')) {
+      // Behind a trusted load balancer the client is the X-Forwarded-For address (Fastify's request.ip).
+      const address = trustProxy ? exchange.request.ip : exchange.request.raw.socket?.remoteAddress
+      sink.write(accessLine(exchange, status, ms, address, bindings))
+    }
+    for (const listener of listeners) listener(exchange, status, ms)
   }
-
-  // 'close' fires for every response, finished or not: a client that leaves early (before or
-  // during the answer) never reaches onResponse, so the line is written here, once, as 499.
-  fastify.addHook('onRequest', function logOnClose (request, reply, done) {
-    reply.header('x-request-id', request.id)
-    onResponseClose(reply, () => {
-      const finished = reply.raw.writableFinished
-      finish(request, {
-        route: routeConfigOf(request).url ?? null,
-        status: finished ? reply.statusCode : 499,
-        ms: reply.elapsedTime,
-        aborted: !finished
-      })
-    })
-    done()
-  })
-}, { name: 'request-log', fastify: '5.x' })
+}, { name: 'request-log', fastify: '5.x', dependencies: ['exchange'] })

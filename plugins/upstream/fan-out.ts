@@ -1,74 +1,27 @@
 import { PassThrough } from 'node:stream'
-import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Agent, Dispatcher } from 'undici'
+import type { Exchange } from '../http/exchange.js'
 import { assertIdentityEncoding, discard, LineSplitter, MAX_ANSWER_BYTES, MAX_LINE_BYTES, readBounded, UnreadableAnswer } from './bounded-read.js'
-import type { Listing } from '../auth/model-fields.js'
-import { ProxyError } from '../http/error-shapes.js'
-import { withHostCredentials, type Host, type UpstreamPool } from './upstream-pool.js'
-import { onResponseClose } from '../http/per-request.js'
-
-const LISTING_TIMEOUT_MS = 10_000
+import { hostRequestHeaders } from './host-requests.js'
+import type { Host } from './upstream-pool.js'
 
 function queryOf (url: string): string {
   const at = url.indexOf('?')
   return at < 0 ? '' : url.slice(at)
 }
 
-/**
- * /api/tags, /api/ps and /v1/models across several hosts: the union, without duplicates.
- * Unreachable hosts are left out; undefined when none answered. A host whose answer cannot be
- * read (compressed, over MAX_LISTING_BYTES, not JSON, no `models`/`data` list) raises
- * ProxyError 502: a listing the proxy cannot read is never merged, filtered or passed on.
- * `answered` receives the hosts whose answers were merged, in configuration order.
- */
-export async function mergedListing (pool: UpstreamPool, hosts: Host[], kind: Listing, path: string, request: FastifyRequest, answered: Host[] = []): Promise<unknown> {
-  const answers = await Promise.all(hosts.map(async host => {
-    let document: unknown
-    try {
-      document = await pool.getJson(host, path + queryOf(request.url), { 'x-request-id': request.id }, LISTING_TIMEOUT_MS)
-    } catch (err) {
-      throw new ProxyError(502, `could not read the model listing: ${(err as Error).message}`)
-    }
-    if (document !== undefined && !isListing(kind, document)) throw new ProxyError(502, `could not read the model listing: the answer of ${host.name} has no list of models`)
-    return document
-  }))
-  const documents = answers.filter(a => a !== undefined) as Array<Record<string, unknown>>
-  answered.push(...hosts.filter((_, i) => answers[i] !== undefined))
-  if (documents.length === 0) return undefined
-  const field = kind === 'openai-models' ? 'data' : 'models'
-  const idOf = (item: Record<string, unknown>) => String(kind === 'openai-models' ? item.id : item.name ?? item.model)
-  const seen = new Set<string>()
-  const merged: Array<Record<string, unknown>> = []
-  for (const document of documents) {
-    const items = document[field]
-    if (!Array.isArray(items)) continue
-    for (const item of items as Array<Record<string, unknown>>) {
-      if (typeof item !== 'object' || item === null) continue
-      const id = idOf(item)
-      if (seen.has(id)) continue
-      seen.add(id)
-      merged.push(item)
-    }
-  }
-  return kind === 'openai-models' ? { object: 'list', data: merged } : { models: merged }
-}
-
-/** Ollama's listing shapes: `{"models":[...]}`, or `{"object":"list","data":[...]}` (data null when empty). */
-export function isListing (kind: Listing, document: unknown): document is Record<string, unknown> {
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) return false
-  const items = (document as Record<string, unknown>)[kind === 'openai-models' ? 'data' : 'models']
-  return Array.isArray(items) || items === null
-}
-
 interface HostAnswer { host: Host, status: number, body: string }
 
-function requestOptions (host: Host, path: string, request: FastifyRequest): Dispatcher.RequestOptions {
+/** One host's call of a fan-out; the exchange is its abort signal (a client that leaves stops every host). */
+function requestOptions (host: Host, path: string, exchange: Exchange): Dispatcher.RequestOptions {
+  const request = exchange.request
   return {
     origin: host.url,
     path: host.basePath + path + queryOf(request.url),
     method: request.method as Dispatcher.HttpMethod,
-    headers: withHostCredentials(host, { 'content-type': 'application/json', 'x-request-id': request.id, 'accept-encoding': 'identity' }),
-    body: request.rawBody
+    headers: hostRequestHeaders(host, { 'content-type': 'application/json', 'x-request-id': request.id, 'accept-encoding': 'identity' }),
+    body: exchange.body,
+    signal: exchange as never
   }
 }
 
@@ -77,16 +30,17 @@ function requestOptions (host: Host, path: string, request: FastifyRequest): Dis
  * line by line, each line tagged with its host; single answers are combined: 200 with the first
  * host's body when all succeeded, else the first failure's status with each host's outcome.
  */
-export async function fanOut (agent: Agent, hosts: Host[], path: string, request: FastifyRequest, reply: FastifyReply, streamed: boolean): Promise<void> {
+export async function fanOut (agent: Agent, hosts: readonly Host[], path: string, exchange: Exchange, streamed: boolean): Promise<void> {
+  const reply = exchange.reply
   reply.header('x-ollama-upstream', hosts.map(h => h.name).join(','))
   if (streamed) {
-    mergeStreams(agent, hosts, path, request, reply)
+    mergeStreams(agent, hosts, path, exchange)
     return
   }
   const answers: HostAnswer[] = await Promise.all(hosts.map(async host => {
     let answer: Dispatcher.ResponseData
     try {
-      answer = await agent.request(requestOptions(host, path, request))
+      answer = await agent.request(requestOptions(host, path, exchange))
     } catch {
       return { host, status: 502, body: JSON.stringify({ error: `Ollama host ${host.name} is unreachable` }) }
     }
@@ -130,10 +84,9 @@ function tagLine (host: Host, line: string): string {
  * they come (MAX_LINE_BYTES per line: past it that host's stream is dropped with an error line);
  * when the client reads slower than the hosts write, every host is paused until it catches up.
  */
-function mergeStreams (agent: Agent, hosts: Host[], path: string, request: FastifyRequest, reply: FastifyReply): void {
+function mergeStreams (agent: Agent, hosts: readonly Host[], path: string, exchange: Exchange): void {
+  const reply = exchange.reply
   const out = new PassThrough()
-  const controller = new AbortController()
-  onResponseClose(reply, () => { if (!reply.raw.writableFinished) controller.abort() })
   const bodies = new Set<Dispatcher.ResponseData['body']>()
   const write = (line: string) => {
     if (!out.write(line + '\n')) for (const body of bodies) body.pause()
@@ -145,8 +98,7 @@ function mergeStreams (agent: Agent, hosts: Host[], path: string, request: Fasti
     if (open === 0) out.end()
   }
   for (const host of hosts) {
-    const options = { ...requestOptions(host, path, request), signal: controller.signal }
-    agent.request(options).then(({ statusCode, headers, body }) => {
+    agent.request(requestOptions(host, path, exchange)).then(({ statusCode, headers, body }) => {
       const lines = new LineSplitter(MAX_LINE_BYTES)
       let done = false
       const stop = (error: string) => {
@@ -181,7 +133,7 @@ function mergeStreams (agent: Agent, hosts: Host[], path: string, request: Fasti
         finishOne()
       })
       body.on('error', () => {
-        if (controller.signal.aborted) {
+        if (exchange.aborted) {
           done = true
           bodies.delete(body)
           finishOne()
@@ -190,7 +142,7 @@ function mergeStreams (agent: Agent, hosts: Host[], path: string, request: Fasti
         stop('the stream from this host broke off')
       })
     }, () => {
-      if (!controller.signal.aborted) write(JSON.stringify({ host: host.name, error: `Ollama host ${host.name} is unreachable` }))
+      if (!exchange.aborted) write(JSON.stringify({ host: host.name, error: `Ollama host ${host.name} is unreachable` }))
       finishOne()
     })
   }

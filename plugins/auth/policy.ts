@@ -1,0 +1,48 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { sendError } from '../http/error-shapes.js'
+import { modelAllowed } from './model-names.js'
+import { modelsNamed, remoteHostNamed } from './model-fields.js'
+import { smallFieldsOf } from '../http/json-body.js'
+import { estimatePromptTokens } from '../observability/usage-meter.js'
+
+/**
+ * Stage 5, policy, once the body is read and validated: the models the request names (read the
+ * way its Ollama handler reads them) must be on the key's allowlist, and a model that would run on
+ * another host (create's `remote_host`) is refused to a key with an allowlist. Then the exchange
+ * keeps what the later stages need of the body (the model, a prompt estimate, its small fields)
+ * and lets go of the rest, so a long prompt or chat history is held once, as the forwarded bytes.
+ */
+export default fp(async function policyPlugin (fastify) {
+  fastify.addHook('preHandler', function checkPolicy (request: FastifyRequest, reply: FastifyReply, done) {
+    const exchange = request.exchange
+    const route = exchange.route
+    const location = route?.modelAt
+    if (location === undefined) {
+      done()
+      return
+    }
+    const view = request.body
+    const models = modelsNamed(location, view, request.params)
+    exchange.models = models
+    exchange.model = models[0]?.name
+    const allowlist = exchange.key?.models
+    if (allowlist != null) {
+      // A remote model runs wherever remote_host says (ollama.com included): no allowlist entry can vouch for that.
+      if (remoteHostNamed(location, view) !== undefined) {
+        sendError(request, reply, 403, 'this key may not create a model that runs on another host (remote_host)')
+        return
+      }
+      const refused = models.find(model => !modelAllowed(allowlist, model.name, model.reading))
+      if (refused !== undefined) {
+        sendError(request, reply, 403, `this key may not use the model "${refused.name}"`)
+        return
+      }
+    }
+    if (typeof view === 'object' && view !== null && route!.body === 'json') {
+      if (route!.chargesTokens) exchange.promptEstimate = estimatePromptTokens(view)
+      request.body = smallFieldsOf(view as Record<string, unknown>)
+    }
+    done()
+  })
+}, { name: 'policy', fastify: '5.x', dependencies: ['auth', 'exchange'] })

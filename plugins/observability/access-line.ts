@@ -1,0 +1,56 @@
+import type { Exchange, TokenUsage } from '../http/exchange.js'
+
+/** Client closed request (nginx's 499): the client left before the answer was sent whole. */
+export const CLIENT_LEFT_STATUS = 499
+/** Ollama broke off an answer it had started: the client saw it end early. */
+export const UPSTREAM_BROKE_OFF_STATUS = 502
+
+/** The status a request is logged and counted with: the answer's, or 499/502 when it did not finish. */
+export function statusOf (exchange: Exchange): number {
+  switch (exchange.outcome) {
+    case 'client-left': return CLIENT_LEFT_STATUS
+    case 'upstream-broke-off': return UPSTREAM_BROKE_OFF_STATUS
+    default: return exchange.reply.statusCode
+  }
+}
+
+const round = (value: number) => Math.round(value * 10) / 10
+const text = JSON.stringify
+
+// The query string stays out of the log: it is the one place a careless client puts a secret.
+function pathOf (url: string): string {
+  const query = url.indexOf('?')
+  return query < 0 ? url : url.slice(0, query)
+}
+
+function usageText (usage: TokenUsage): string {
+  let line = `{"promptTokens":${usage.promptTokens},"completionTokens":${usage.completionTokens}`
+  if (usage.estimated === true) line += ',"estimated":true'
+  if (usage.ollama !== undefined) line += `,"ollama":${text(usage.ollama)}`
+  return line + '}'
+}
+
+/**
+ * The request's log line, as pino writes a line of level info (`{"level":30,"time":...` then the
+ * logger's `bindings`, the fields, `"msg":"request"}` and a newline), fields left out when
+ * undefined. Holds no header and no query string; every string a client chose is JSON-escaped.
+ */
+export function accessLine (exchange: Exchange, status: number, ms: number, address: string | undefined, bindings: string): string {
+  const { request, route, key, upstream } = exchange
+  let line = `{"level":30,"time":"${new Date().toISOString()}"${bindings},"reqId":${text(request.id)},"method":${text(request.method)},"route":${route === undefined ? 'null' : text(route.path)},"path":${text(pathOf(request.url))},"status":${status},"ms":${round(ms)}`
+  if (address !== undefined) line += `,"remoteAddress":${text(address)}`
+  if (key !== undefined) line += `,"key":${text(key.name)},"keyKind":"${key.kind}"`
+  if (exchange.model !== undefined) line += `,"model":${text(exchange.model)}`
+  if (exchange.usage !== undefined) line += `,"usage":${usageText(exchange.usage)}`
+  if (exchange.queueMs !== undefined) line += `,"queueMs":${round(exchange.queueMs)}`
+  if (upstream !== undefined) {
+    line += `,"upstream":{"host":${text(upstream.host)}`
+    if (upstream.status !== undefined) line += `,"status":${upstream.status}`
+    if (upstream.firstByteMs !== undefined) line += `,"firstByteMs":${round(upstream.firstByteMs)}`
+    if (upstream.error !== undefined) line += `,"error":${text(upstream.error)}`
+    line += '}'
+  }
+  if (exchange.refusedBy !== undefined) line += `,"limit":${text(exchange.refusedBy)}`
+  if (exchange.outcome === 'client-left') line += ',"aborted":true'
+  return line + ',"msg":"request"}\n'
+}

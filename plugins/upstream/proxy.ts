@@ -1,0 +1,164 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { namedHost } from '../auth/named-host.js'
+import { sendError } from '../http/error-shapes.js'
+import type { Exchange } from '../http/exchange.js'
+import { upstreamPathFor } from '../http/route-spec.js'
+import { fanOut } from './fan-out.js'
+import { forwardTo } from './forward.js'
+import { ignoreFailure, type HostHealth } from './host-health.js'
+import { filteredListing, mergedListing, sendListing } from './listings.js'
+import type { Host, SlotTicket, UpstreamPool } from './upstream-pool.js'
+
+/** Network failures that mean the request never reached Ollama's handler: safe to try elsewhere. */
+const NEVER_ARRIVED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'UND_ERR_SOCKET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND'])
+const NO_HOSTS: ReadonlySet<string> = new Set()
+
+/**
+ * Stage 6, the plan: where the exchange goes, read from its route row. Listings are filtered
+ * per key and merged across hosts; a host the client names gets the request alone; model
+ * management fans out to every healthy host; inference takes a slot on the best host (waiting in
+ * the queue when all are full) and everything else goes to the best host without one. A call
+ * whose connection fails before Ollama answered is tried again on another host (not an upload,
+ * not a named host). Stage 7, forward.ts, sends it.
+ */
+export function proxyHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const exchange = request.exchange
+  // A client that left while its body was read: nothing to send, nothing to hold.
+  if (exchange.ended) return reply
+  const route = exchange.route!
+  const pool = this.upstreams
+  const path = upstreamPathFor(route, request.params as Record<string, string> | undefined)
+  const name = namedHost(request.headers, request.query)
+  const named = name === undefined ? undefined : pool.byName(name)
+  if (route.hosts === 'proxy') {
+    this.hostHealth.checked().then(() => { if (!exchange.ended) answerFromHealth(pool, request, reply) }, ignoreFailure)
+    return reply
+  }
+  const plan = new Plan(exchange, path, pool, this)
+
+  if (route.listing !== undefined) plan.listing(named)
+  else if (named !== undefined) plan.toNamedHost(named)
+  else if (route.hosts === 'every' && pool.several) plan.toEveryHost()
+  else if (route.hosts === 'named' && pool.several) sendError(request, reply, 400, 'several Ollama hosts are configured: name one with the X-Ollama-Host header or the ?host= query parameter')
+  else if (route.work === 'inference') plan.withSlot(NO_HOSTS)
+  else plan.toBestHost(NO_HOSTS)
+  return reply
+}
+
+/** Ollama's liveness answer (`GET /`, `HEAD /`), given from the health checks: no upstream call per probe. */
+function answerFromHealth (pool: UpstreamPool, request: FastifyRequest, reply: FastifyReply): void {
+  if (!pool.hosts.some(h => h.healthy)) {
+    sendError(request, reply, 502, 'Ollama is unreachable')
+    return
+  }
+  reply.header('content-type', 'text/plain; charset=utf-8').send('Ollama is running')
+}
+
+/** One exchange's way to its host(s): what it tried, for a retry elsewhere. */
+class Plan {
+  private tried: Set<string> | undefined = undefined
+  private readonly health: HostHealth
+  private readonly agent: FastifyInstance['upstreamAgent']
+
+  constructor (private readonly exchange: Exchange, private readonly path: string, private readonly pool: UpstreamPool, app: FastifyInstance) {
+    this.health = app.hostHealth
+    this.agent = app.upstreamAgent
+  }
+
+  listing (named: Host | undefined): void {
+    const { exchange, pool } = this
+    const kind = exchange.route!.listing!
+    const allowlist = exchange.key?.models
+    const head = exchange.request.method === 'HEAD'
+    const hosts = named !== undefined ? [named] : pool.healthyHosts()
+    // One host's listing as it is, or filtered as it streams by; a HEAD for a key with an
+    // allowlist, or several hosts, is answered from the listings read whole.
+    if (hosts.length === 1 && !(head && allowlist != null)) {
+      this.send(hosts[0], allowlist != null ? { onResponse: filteredListing(kind) } : undefined)
+      return
+    }
+    const answered: Host[] = []
+    mergedListing(this.agent, hosts, kind, this.path, exchange, answered).then(document => {
+      if (exchange.ended) return
+      if (document === undefined) sendError(exchange.request, exchange.reply, 502, 'no Ollama host answered')
+      else sendListing(exchange, kind, document, answered)
+    }, (err: Error) => { if (!exchange.ended) exchange.reply.send(err) })
+  }
+
+  /**
+   * A host named by an admin key gets the same policy as a routed request, only the choice of
+   * host is fixed: inference waits for one of its slots; everything else goes straight to it.
+   */
+  toNamedHost (host: Host): void {
+    const { exchange, pool } = this
+    const route = exchange.route!
+    if (route.work === 'inference') {
+      this.withSlot(new Set(pool.hosts.filter(h => h !== host).map(h => h.name)), false)
+      return
+    }
+    this.send(host)
+    if (route.hosts === 'every') exchange.reply.raw.once('finish', () => { this.health.refresh(host).catch(ignoreFailure) })
+  }
+
+  toEveryHost (): void {
+    const { exchange, pool } = this
+    const healthy = pool.healthyHosts()
+    if (healthy.length === 0) {
+      sendError(exchange.request, exchange.reply, 502, 'no healthy Ollama host')
+      return
+    }
+    const streamed = exchange.route!.answer === 'ndjson' && (exchange.request.body as { stream?: unknown } | undefined)?.stream !== false
+    fanOut(this.agent, healthy, this.path, exchange, streamed).then(() => {
+      exchange.reply.raw.once('finish', () => { Promise.all(healthy.map(h => this.health.refresh(h))).catch(ignoreFailure) })
+    }, (err: Error) => { if (!exchange.ended) exchange.reply.send(err) })
+  }
+
+  /** Waits for a slot on the best host not in `exclude` (in the queue), then forwards. */
+  withSlot (exclude: ReadonlySet<string>, retryElsewhere = true): void {
+    const exchange = this.exchange
+    exchange.hostSlot = this.pool.claim(exchange.model, exclude, (err, ticket) => {
+      if (err !== null) {
+        if (!exchange.ended) exchange.reply.send(err)
+        return
+      }
+      exchange.queueMs = performance.now() - ticket!.since
+      this.send(ticket!.host!, retryElsewhere ? { onConnectError: code => this.retry(code, true) } : undefined)
+    })
+  }
+
+  /** Reading model information or managing models: the best host, no slot. */
+  toBestHost (exclude: ReadonlySet<string>): void {
+    const host = this.pool.pick(this.exchange.model, exclude, false)
+    if (host === undefined) {
+      sendError(this.exchange.request, this.exchange.reply, 502, 'no healthy Ollama host')
+      return
+    }
+    this.send(host, { onConnectError: code => this.retry(code, false) })
+  }
+
+  private send (host: Host, handlers?: Parameters<typeof forwardTo>[3]): void {
+    if (this.pool.several) this.exchange.reply.header('x-ollama-upstream', host.name)
+    forwardTo(this.exchange, host, this.path, handlers)
+  }
+
+  /** The connection to the current host failed before Ollama answered: take the host out and try another. */
+  private retry (code: string, withSlot: boolean): boolean {
+    const { exchange, pool } = this
+    const current = pool.byName(exchange.upstream!.host)
+    // Only a failed connection says the host is down; a slow model load (504) does not.
+    if (!NEVER_ARRIVED.has(code) || current === undefined) return false
+    pool.markDown(current, code)
+    if (!pool.several || exchange.route!.body === 'raw') return false
+    const tried = this.tried ??= new Set()
+    tried.add(current.name)
+    if (withSlot) {
+      const ticket = exchange.hostSlot as SlotTicket | null
+      exchange.hostSlot = null
+      if (ticket !== null) pool.release(ticket)
+    }
+    exchange.request.log.info({ tried: [...tried] }, 'retrying on another upstream')
+    if (withSlot) this.withSlot(tried)
+    else this.toBestHost(tried)
+    return true
+  }
+}
