@@ -186,3 +186,16 @@ test('admission settings: defaults, derived budget, and refusal of nonsense', ()
     assert.throws(() => parseConfig(`${base}server:\n  ${bad}\n`, 'c.yaml'), (err: unknown) => err instanceof ConfigError && /server\./.test(err.message), bad)
   }
 })
+
+test('a keyless request trickling a small body is closed within server.body_timeout, not held for ever', async (t) => {
+  const stack = await startStack(t, { server: { body_timeout: 0.2 } })
+  const client = await RawClient.open(stack.url)
+  client.send('POST', '/api/chat', { 'content-length': 100 }, '{')
+  const answer = await client.answer()
+  assert.equal(answer.status, 401)
+  // One byte now and then: Node would drain at this pace for ever; the proxy closes instead.
+  const trickle = setInterval(() => { client.socket.write(' ') }, 20)
+  t.after(() => { clearInterval(trickle) })
+  await client.closed
+  clearInterval(trickle)
+})

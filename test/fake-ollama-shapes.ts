@@ -25,6 +25,8 @@ export interface FakeControls {
   delayMs: number
   firstByteDelayMs: number
   promptTokens: number
+  /** Of promptTokens, how many came from Ollama's prompt cache (Ollama 0.33.3 reports them apart in /v1/messages). */
+  cachedTokens: number
   status?: number
   error?: string
   fail?: FailMode
@@ -66,6 +68,7 @@ export function parseControls (json: unknown, query: URLSearchParams): FakeContr
     delayMs: num(src.delay_ms, 5),
     firstByteDelayMs: num(src.first_byte_delay_ms, 0),
     promptTokens: num(src.prompt_tokens, 11),
+    cachedTokens: num(src.cached_tokens, 0),
     status: status >= 100 && status <= 599 ? status : undefined,
     error: typeof src.error === 'string' ? src.error : undefined,
     fail,
@@ -219,7 +222,17 @@ export function contentText (n: number): string {
   return text
 }
 
-export interface GenParams { model: string, chunks: number, promptTokens: number }
+export interface GenParams { model: string, chunks: number, promptTokens: number, cachedTokens?: number }
+
+/**
+ * Anthropic usage as Ollama 0.33.3 writes it (anthropic/anthropic.go): cached prompt tokens apart
+ * in `cache_read_input_tokens`, the rest in `input_tokens`; without a cache, the older shape.
+ */
+function anthropicUsage (p: GenParams, outputTokens: number): Record<string, number> {
+  const cached = p.cachedTokens ?? 0
+  if (cached === 0) return { input_tokens: p.promptTokens, output_tokens: outputTokens }
+  return { input_tokens: p.promptTokens - cached, cache_creation_input_tokens: 0, cache_read_input_tokens: cached, output_tokens: outputTokens }
+}
 
 /** Final-chunk metrics; Ollama marks them all omitempty, so zeros are dropped. */
 export function metrics (p: GenParams): Record<string, number> {
@@ -482,14 +495,14 @@ export interface AnthropicParams extends GenParams { id: string }
 
 export function anthropicFrames (p: AnthropicParams): string[] {
   const ev = (type: string, data: Record<string, unknown>): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
-  const start = ev('message_start', { message: { id: p.id, type: 'message', role: 'assistant', model: p.model, content: [], usage: { input_tokens: p.promptTokens, output_tokens: 0 } } })
+  const start = ev('message_start', { message: { id: p.id, type: 'message', role: 'assistant', model: p.model, content: [], usage: anthropicUsage(p, 0) } })
   const frames: string[] = []
   for (let i = 0; i < p.chunks; i++) {
     const head = i === 0 ? start + ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) : ''
     frames.push(head + ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: contentPiece(i) } }))
   }
   let last = p.chunks === 0 ? start : ev('content_block_stop', { index: 0 })
-  last += ev('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { input_tokens: p.promptTokens, output_tokens: p.chunks } })
+  last += ev('message_delta', { delta: { stop_reason: 'end_turn' }, usage: anthropicUsage(p, p.chunks) })
   last += ev('message_stop', {})
   frames.push(last)
   return frames
@@ -504,7 +517,7 @@ export function anthropicMessage (p: AnthropicParams) {
     model: p.model,
     content: text === '' ? null : [{ type: 'text', text }],
     stop_reason: 'end_turn',
-    usage: { input_tokens: p.promptTokens, output_tokens: p.chunks }
+    usage: anthropicUsage(p, p.chunks)
   }
 }
 

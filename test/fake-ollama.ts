@@ -22,7 +22,12 @@ export interface RecordedRequest {
   closedEarly: boolean // true if the client/proxy closed the connection before the response finished
   closedAt?: number // performance.now() when the connection closed early
 }
-export interface FakeOllamaOptions { port?: number, host?: string }
+export interface FakeOllamaOptions {
+  port?: number
+  host?: string
+  /** What /api/version answers (default 0.33.0). */
+  version?: string
+}
 /** The User-Agent the proxy's health checks and model-list refreshes send (plugins/upstream/host-health.ts). */
 export const PROXY_CHECK_AGENT = 'ollama-proxy-check'
 
@@ -62,6 +67,7 @@ export interface RawAnswer {
 interface Waiter { path: string, resolve: (rec: RecordedRequest) => void, reject: (err: Error) => void, timer: NodeJS.Timeout }
 
 interface State {
+  version: string
   requests: RecordedRequest[]
   checks: RecordedRequest[]
   models: Map<string, S.ModelEntry>
@@ -283,7 +289,7 @@ function findModel (ex: Exchange, name: string): S.ModelEntry | undefined {
 }
 
 function genParams (ex: Exchange, model: string): S.GenParams {
-  return { model, chunks: ex.controls.chunks, promptTokens: ex.controls.promptTokens }
+  return { model, chunks: ex.controls.chunks, promptTokens: ex.controls.promptTokens, cachedTokens: ex.controls.cachedTokens }
 }
 
 function openaiParams (ex: Exchange, b: Record<string, unknown>, prefix: string): S.OpenAIParams {
@@ -626,8 +632,8 @@ interface Route { method: string, pattern: string, handler: Handler, dialect?: S
 const ROUTES: Route[] = [
   { method: 'HEAD', pattern: '/', handler: ex => send(ex, 200, S.TEXT_UTF8, 'Ollama is running') },
   { method: 'GET', pattern: '/', handler: ex => send(ex, 200, S.TEXT_UTF8, 'Ollama is running') },
-  { method: 'HEAD', pattern: '/api/version', handler: ex => sendJson(ex, 200, { version: '0.33.0' }) },
-  { method: 'GET', pattern: '/api/version', handler: ex => sendJson(ex, 200, { version: '0.33.0' }) },
+  { method: 'HEAD', pattern: '/api/version', handler: ex => sendJson(ex, 200, { version: ex.state.version }) },
+  { method: 'GET', pattern: '/api/version', handler: ex => sendJson(ex, 200, { version: ex.state.version }) },
   { method: 'GET', pattern: '/api/status', handler: ex => sendJson(ex, 200, { cloud: { disabled: false, source: 'none' } }) },
   { method: 'POST', pattern: '/api/pull', handler: pull },
   { method: 'POST', pattern: '/api/push', handler: push },
@@ -843,6 +849,7 @@ async function handle (state: State, req: IncomingMessage, res: ServerResponse, 
 export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise<FakeOllama> {
   const host = options.host ?? '127.0.0.1'
   const state: State = {
+    version: options.version ?? '0.33.0',
     requests: [],
     checks: [],
     models: S.initialCatalogue(),

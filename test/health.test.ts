@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { undercountsCachedTokens } from '../plugins/upstream/host-health.js'
+import { startFakeOllama } from './fake-ollama.js'
 import { RawClient } from './raw-http.js'
-import { jsonOf, startProxy, startStack, testConfig, waitUntil } from './helper.js'
+import { jsonOf, LogCapture, startProxy, startStack, testConfig, TOKENS, waitUntil } from './helper.js'
 
 test('/healthz answers without a key and without calling Ollama', async (t) => {
   const stack = await startStack(t)
@@ -58,4 +60,47 @@ test('/readyz waits for the first health check; a hanging Ollama is not ready on
   const took = performance.now() - started
   // The first check's own 2 s timeout decided it: not sooner, and long before the test would time out.
   assert.ok(took >= 1500 && took < 15_000, `${Math.round(took)} ms`)
+})
+
+test('health checks do not queue behind client streams (service.max_connections: 1)', async (t) => {
+  const stack = await startStack(t, { service: { max_connections: 1 } })
+  const controller = new AbortController()
+  t.after(() => { controller.abort() })
+  const stream = await fetch(`${stack.url}/api/chat`, {
+    method: 'POST',
+    signal: controller.signal,
+    headers: { authorization: `Bearer ${TOKENS.generate}` },
+    body: JSON.stringify({ model: 'llama3.2', messages: [], fake: { chunks: 100_000, delay_ms: 10 } })
+  })
+  assert.equal(stream.status, 200)
+  const checksBefore = stack.fake.checks.length
+  await stack.app.hostHealth.checkAll()
+  assert.ok(stack.fake.checks.length > checksBefore, 'the check reached Ollama while the stream holds the only client connection')
+  assert.equal(stack.app.upstreams.hosts[0].healthy, true)
+  assert.equal((await fetch(`${stack.url}/readyz`)).status, 200)
+  controller.abort()
+})
+
+test('an Ollama older than 0.30.1 (cached prompt tokens left out of its counts) is warned about once', async (t) => {
+  const logs = new LogCapture()
+  const old = await startFakeOllama({ version: '0.30.0' })
+  t.after(async () => { await old.close() })
+  const proxy = await startProxy(t, testConfig(old.url), logs)
+  await proxy.app.hostHealth.checked()
+  await proxy.app.hostHealth.checkAll()
+  const warnings = logs.entries().filter(e => e.level === 40 && String(e.msg).includes('may leave cached prompt tokens out'))
+  assert.equal(warnings.length, 1)
+  assert.equal(warnings[0].version, '0.30.0')
+
+  const currentLogs = new LogCapture()
+  const current = await startFakeOllama()
+  t.after(async () => { await current.close() })
+  const fine = await startProxy(t, testConfig(current.url), currentLogs)
+  await fine.app.hostHealth.checked()
+  assert.ok(!currentLogs.text.includes('cached prompt tokens'))
+})
+
+test('undercountsCachedTokens reads versions as Ollama prints them', () => {
+  const cases: Array<[string | undefined, boolean]> = [['0.30.0', true], ['0.30.0-rc3', true], ['0.29.9', true], ['v0.1.48', true], ['0.30.1', false], ['0.33.0', false], ['1.0.0', false], ['unknown', false], [undefined, false]]
+  for (const [version, expected] of cases) assert.equal(undercountsCachedTokens(version), expected, String(version))
 })

@@ -163,4 +163,10 @@ test('listings show a key only its allowed models, with a correct Content-Length
   assert.deepEqual(openai.data.map((m: { id: string }) => m.id), ['llama3.2:latest'])
   const unfiltered = await jsonOf(await fetch(`${stack.url}/api/tags`, { headers: auth(KEYS.read) }))
   assert.ok(unfiltered.models.length >= 4, 'a key without an allowlist sees everything')
+  // HEAD tells how long the listing is: for a key with an allowlist, the filtered one's length.
+  const head = await fetch(`${stack.url}/api/tags`, { method: 'HEAD', headers: auth(KEYS.limited) })
+  assert.equal(head.status, 200)
+  assert.equal(Number(head.headers.get('content-length')), Buffer.byteLength(tagsText))
+  const headAll = await fetch(`${stack.url}/api/tags`, { method: 'HEAD', headers: auth(KEYS.read) })
+  assert.equal(Number(headAll.headers.get('content-length')), Buffer.byteLength(JSON.stringify(unfiltered)))
 })

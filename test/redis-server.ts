@@ -11,6 +11,10 @@ export interface RedisServer {
   stop (): Promise<void>
   /** Starts it again on the same port, empty. */
   start (): Promise<void>
+  /** Stops the process where it is (SIGSTOP): connections stay open and commands get no answer. */
+  pause (): void
+  /** Lets a paused server go on (SIGCONT): the commands sent meanwhile are answered. */
+  resume (): void
 }
 
 /** The redis-server binary: /usr/bin/redis-server or the first one on PATH; undefined when absent. */
@@ -111,5 +115,6 @@ export async function startRedis (): Promise<RedisServer> {
   }
 
   await start()
-  return { url: `redis://127.0.0.1:${port}`, port, stop, start }
+  const signal = (name: NodeJS.Signals) => { child?.kill(name) }
+  return { url: `redis://127.0.0.1:${port}`, port, stop, start, pause: () => signal('SIGSTOP'), resume: () => signal('SIGCONT') }
 }

@@ -187,3 +187,35 @@ test('while an answer streams, the request keeps only the small fields of its bo
     assert.deepEqual(seen.pop(), kept, `${path}: only the small fields stay`)
   }
 })
+
+test('a client that leaves early pays for its prompt: Ollama never printed its count, the estimate stands in', async (t) => {
+  const stack = await startStack(t, keyWith(1_000_000_000))
+  const watch = watchCharges(stack)
+  // ~4,000 tokens of prompt text each (16,000 bytes at 4 bytes a token).
+  const longChat = { model: 'llama3.2', messages: [{ role: 'user', content: 'w'.repeat(16_000) }], stream: true }
+  let total = 0
+  for (let i = 0; i < 5; i++) {
+    const seen = watch.charges.length
+    const controller = new AbortController()
+    const response = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: auth, signal: controller.signal, body: JSON.stringify({ ...longChat, fake: { chunks: 2000, delay_ms: 2 } }) })
+    const reader = response.body!.getReader()
+    await reader.read()
+    controller.abort()
+    await reader.cancel().catch(() => {})
+    total += await watch.next(seen)
+  }
+  assert.ok(total >= 5 * 4000, `five prompts left early cost ${total} tokens`)
+})
+
+test('/v1/messages: cached prompt tokens Ollama reports apart (cache_read_input_tokens) are charged too', async (t) => {
+  const stack = await startStack(t, keyWith(1_000_000_000))
+  const watch = watchCharges(stack)
+  for (const stream of [false, true]) {
+    const seen = watch.charges.length
+    const response = await fetch(`${stack.url}/v1/messages`, { method: 'POST', headers: auth, body: JSON.stringify({ ...chat, max_tokens: 50, stream, fake: { chunks: 4, prompt_tokens: 11, cached_tokens: 8 } }) })
+    assert.equal(response.status, 200)
+    const text = await response.text()
+    assert.match(text, /"cache_read_input_tokens":8/, 'the fake reports the cache apart, as Ollama 0.33.3 does')
+    assert.deepEqual(watch.charges.slice(seen), [11 + 4], `stream: ${stream}`)
+  }
+})

@@ -8,7 +8,11 @@ import type { Host, UpstreamPool } from './upstream-pool.js'
 
 /** The proxy's own requests say who they are (Ollama's logs, and the tests' fake Ollama, tell them apart). */
 const CHECK_HEADERS = { 'user-agent': 'ollama-proxy-check' }
-/** Ollama leaves cached prompt tokens out of its counts before this release (ollama/ollama#16414). */
+/**
+ * The first Ollama release whose token counts include cached prompt tokens in every runner
+ * (ollama/ollama#16414, fixed in 0.30.1; the MLX runner until 0.17.5, and releases before 0.1.49,
+ * counted only the tokens that missed the cache).
+ */
 export const MIN_COUNTING_VERSION = [0, 30, 1] as const
 
 /**
@@ -149,7 +153,7 @@ export class HostHealth {
   private warnOnOldVersion (host: Host): void {
     if (!undercountsCachedTokens(host.version) || this.warnedVersion.has(host.name)) return
     this.warnedVersion.add(host.name)
-    this.log.warn({ upstream: host.name, version: host.version, minimum: MIN_COUNTING_VERSION.join('.') }, `Ollama ${host.version} leaves cached prompt tokens out of its counts: token limits and budgets under-count until it runs ${MIN_COUNTING_VERSION.join('.')} or later`)
+    this.log.warn({ upstream: host.name, version: host.version, minimum: MIN_COUNTING_VERSION.join('.') }, `Ollama ${host.version} may leave cached prompt tokens out of its counts (they are exact from ${MIN_COUNTING_VERSION.join('.')} on): token limits and budgets may under-count`)
   }
 }
 
