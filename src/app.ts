@@ -28,6 +28,8 @@ export interface AppOptions {
   config: ProxyConfig
   /** Reload the config on SIGHUP and when the file changes (the server does; tests need not). */
   watchConfig?: boolean
+  /** Replaces Date.now for time windows, budgets and expiry (tests). */
+  clock?: () => number
 }
 
 /**
@@ -46,8 +48,8 @@ export interface AppOptions {
  *   8. account    tokens of the answer when the exchange ends         plugins/observability/usage.ts
  *   9. log        one line and the request metrics                    plugins/observability/request-log.ts
  */
-const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { config, watchConfig = false }) {
-  await fastify.register(configPlugin, { config })
+const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { config, watchConfig = false, clock }) {
+  await fastify.register(configPlugin, { config, clock })
   await fastify.register(errorsPlugin)
   await fastify.register(exchangePlugin)
   await fastify.register(requestLogPlugin)

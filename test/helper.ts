@@ -56,10 +56,16 @@ export function testConfig (fakeUrl: string, extra: Record<string, unknown> = {}
   return parseConfig(stringify(document), 'test-config.yaml')
 }
 
+/** What a test may set on the app besides its config. */
+export interface AppTestOptions {
+  /** A clock for time windows, budgets and expiry (ms since the epoch); Date.now when absent. */
+  clock?: () => number
+}
+
 /** Builds the proxy exactly as server.ts does and listens on a real loopback port. */
-export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture(), watchConfig = false): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
+export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture(), watchConfig = false, options: AppTestOptions = {}): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
   const server = Fastify(serverOptions(config, createLogger(config.log.level, logs)))
-  await server.register(fp(app), { config, watchConfig })
+  await server.register(fp(app), { config, watchConfig, clock: options.clock })
   await server.listen({ host: '127.0.0.1', port: 0 })
   const address = server.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
@@ -71,11 +77,11 @@ export async function startProxy (t: TestContext | undefined, config: ProxyConfi
 }
 
 /** A fake Ollama and the proxy in front of it, both torn down after the test. */
-export async function startStack (t: TestContext, extraConfig: Record<string, unknown> = {}): Promise<Stack> {
+export async function startStack (t: TestContext, extraConfig: Record<string, unknown> = {}, options: AppTestOptions = {}): Promise<Stack> {
   const fake = await startFakeOllama()
   t.after(async () => { await fake.close() })
   const config = testConfig(fake.url, extraConfig)
-  const proxy = await startProxy(t, config)
+  const proxy = await startProxy(t, config, new LogCapture(), false, options)
   return { ...proxy, fake, config }
 }
 

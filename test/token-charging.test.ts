@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { jsonOf, sleep, startStack, TOKENS, type Stack } from './helper.js'
+import { jsonOf, startStack, TOKENS, type Stack } from './helper.js'
 import { MemoryWindows } from '../plugins/limits/key-limits.js'
 import { refuseWhenTokensSpent, tokensKey } from '../plugins/limits/token-window.js'
 import { ProxyError } from '../plugins/http/error-shapes.js'
@@ -122,9 +122,8 @@ test('a client that leaves mid-stream is charged the estimate of what was stream
 })
 
 test('a spent window refuses the next request up front; streams without counts spend it too', async (t) => {
-  const stack = await startStack(t, keyWith(10))
-  // Windows are fixed minutes: keep the requests inside one.
-  if (Date.now() % 60_000 > 57_000) await sleep(3500)
+  // Windows are fixed minutes: one fixed instant keeps the requests inside one.
+  const stack = await startStack(t, keyWith(10), { clock: () => 1_800_000_000_000 })
   const watch = watchCharges(stack)
   const first = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ ...chat, stream: true, fake: { chunks: 12 } }) })
   assert.equal(first.status, 200)

@@ -41,7 +41,7 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
   fastify.decorate('limitWindows', windows)
   fastify.decorate('concurrencySlots', slots)
   fastify.decorate('chargeTokens', function chargeTokens (keyName: string, tokens: number) {
-    chargeTokenWindow(windows, keyName, tokens, (err: unknown) => {
+    chargeTokenWindow(windows, keyName, tokens, fastify.clock(), (err: unknown) => {
       fastify.log.warn({ err }, 'could not record token usage')
     })
   })
@@ -56,7 +56,7 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
     const key = exchange.key!
     const { requestsPerMinute, tokensPerMinute, concurrent } = key.limits
     const usesModels = exchange.route!.work !== 'read'
-    const now = Date.now()
+    const now = fastify.clock()
     if (requestsPerMinute !== null) {
       const count = await windows.incr(requestsKey(key.name), 1, now)
       const reset = secondsLeft(now)

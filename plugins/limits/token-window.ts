@@ -30,8 +30,8 @@ export async function refuseWhenTokensSpent (windows: WindowStore, key: Pick<Api
   throw new ProxyError(429, `token limit exceeded: this key may use ${limit} tokens per minute; retry in ${reset} s`, { ...limitHeaders(limit, 0, reset), 'retry-after': String(reset) })
 }
 
-/** Adds `tokens` to the key's current window; never throws (a store failure is logged by `onError`). */
-export function chargeTokenWindow (windows: WindowStore, keyName: string, tokens: number, onError: (err: unknown) => void): void {
+/** Adds `tokens` to the key's window of `now` (ms); never throws (a store failure is logged by `onError`). */
+export function chargeTokenWindow (windows: WindowStore, keyName: string, tokens: number, now: number, onError: (err: unknown) => void): void {
   if (!(tokens > 0)) return
-  Promise.resolve(windows.incr(tokensKey(keyName), tokens, Date.now())).catch(onError)
+  Promise.resolve(windows.incr(tokensKey(keyName), tokens, now)).catch(onError)
 }
