@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { undercountsCachedTokens } from '../plugins/upstream/host-health.js'
+import { exposedAddresses, isLoopback } from '../plugins/upstream/exposure.js'
 import { startFakeOllama } from './fake-ollama.js'
 import { RawClient } from './raw-http.js'
 import { jsonOf, LogCapture, startProxy, startStack, testConfig, TOKENS, waitUntil } from './helper.js'
@@ -103,4 +104,21 @@ test('an Ollama older than 0.30.1 (cached prompt tokens left out of its counts) 
 test('undercountsCachedTokens reads versions as Ollama prints them', () => {
   const cases: Array<[string | undefined, boolean]> = [['0.30.0', true], ['0.30.0-rc3', true], ['0.29.9', true], ['v0.1.48', true], ['0.30.1', false], ['0.33.0', false], ['1.0.0', false], ['unknown', false], [undefined, false]]
   for (const [version, expected] of cases) assert.equal(undercountsCachedTokens(version), expected, String(version))
+})
+
+test('an Ollama listening on every address of the machine is found where the proxy reaches it on loopback', async (t) => {
+  const { Agent } = await import('undici')
+  const agent = new Agent()
+  t.after(async () => { await agent.close() })
+  // 127.0.0.2 stands in for another address of this machine: every 127/8 address is local.
+  const open = await startFakeOllama({ host: '0.0.0.0' })
+  t.after(async () => { await open.close() })
+  const host = { url: `http://127.0.0.1:${open.port}`, basePath: '' }
+  assert.deepEqual(await exposedAddresses(agent, host, ['127.0.0.2']), [`127.0.0.2:${open.port}`])
+  const loopbackOnly = await startFakeOllama({ host: '127.0.0.1' })
+  t.after(async () => { await loopbackOnly.close() })
+  assert.deepEqual(await exposedAddresses(agent, { url: `http://127.0.0.1:${loopbackOnly.port}`, basePath: '' }, ['127.0.0.2']), [])
+  for (const [name, loopback] of [['localhost', true], ['127.0.0.1', true], ['127.8.9.10', true], ['[::1]', true], ['ollama', false], ['192.0.2.2', false], ['10.0.0.1', false]] as const) {
+    assert.equal(isLoopback(name), loopback, name)
+  }
 })

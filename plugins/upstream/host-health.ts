@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { ProxyConfig } from '../config/config-loader.js'
 import { normaliseModel } from '../auth/model-names.js'
 import { discard, readBounded } from './bounded-read.js'
+import { exposedAddresses, isLoopback, machineAddresses } from './exposure.js'
 import { getJson, hostRequestHeaders, PROBE_TIMEOUT_MS } from './host-requests.js'
 import type { Host, UpstreamPool } from './upstream-pool.js'
 
@@ -45,6 +46,7 @@ export function undercountsCachedTokens (version: string | undefined): boolean {
 export class HostHealth {
   private timers: NodeJS.Timeout[] = []
   private readonly warnedVersion = new Set<string>()
+  private readonly lookedForExposure = new Set<string>()
   private firstCheck: Promise<void> | undefined
 
   constructor (
@@ -83,6 +85,7 @@ export class HostHealth {
       if (result.ok) {
         host.version = result.version ?? host.version ?? 'unknown'
         this.warnOnOldVersion(host)
+        this.warnWhenExposed(host)
         host.failures = 0
         host.passes++
         if (!host.healthy && host.passes >= this.settings.healthyThreshold) {
@@ -148,6 +151,19 @@ export class HostHealth {
       this.log.warn({ upstream: host.name, reason: (err as Error).message }, 'could not read a model listing')
       return undefined
     }
+  }
+
+  /**
+   * Once per host the proxy reaches on loopback: when the same Ollama also answers on an address
+   * of this machine that others can reach, clients can bypass the proxy. Warn and say how to close it.
+   */
+  private warnWhenExposed (host: Host): void {
+    if (this.lookedForExposure.has(host.name) || !isLoopback(new URL(host.url).hostname)) return
+    this.lookedForExposure.add(host.name)
+    exposedAddresses(this.agent, host, machineAddresses()).then(exposed => {
+      if (exposed.length === 0) return
+      this.log.warn({ upstream: host.name, exposed }, `Ollama also answers on ${exposed.join(', ')}, not only on the loopback address the proxy uses: clients can reach it there without a key. Make Ollama listen on loopback only (OLLAMA_HOST=127.0.0.1) and do not publish its port`)
+    }, ignoreFailure)
   }
 
   private warnOnOldVersion (host: Host): void {
