@@ -8,11 +8,21 @@ import { handleShutdownSignals } from './shutdown.js'
 import { reserveUploadChunkSpace } from './upload-memory.js'
 
 export const USAGE = `Usage: ollama-proxy [--config <file>]
-       ollama-proxy keys add|list|revoke ...   (ollama-proxy keys --help)
+       ollama-proxy keys <command> ...   named keys in the config file (ollama-proxy keys --help)
+       ollama-proxy usage [--since 7d|2026-12-01] [--until ...] [--by key,model,day]
+                          [--format table|json|csv]   tokens and requests from the usage database
 
   -c, --config <file>   the config file (default: config/config.yaml in the installation,
                         or the env OLLAMA_PROXY_CONFIG)
   -h, --help            show this help
+
+Environment:
+  OLLAMA_PROXY_CONFIG   the config file, when --config is not given
+  OLLAMA_BASE_URL       the Ollama address; replaces service.base_url and service.upstreams
+  HOST, PORT            where to listen; replace server.host and server.port (0.0.0.0, 8080)
+  LOG_LEVEL             replaces log.level: fatal, error, warn, info, debug, trace or silent
+  NODE_OPTIONS          Node's own flags, e.g. --max-semi-space-size=4 where memory is short,
+                        =32 where CPU is (README, "Memory and CPU")
 `
 
 /** Exit status for a command line the program does not understand (as getopt tools do). */

@@ -11,9 +11,9 @@ export interface ShutdownOptions {
 }
 
 /** After the drain period, app.close() gets this long (ms) before the process exits 1 anyway. */
-const CLOSE_MARGIN_MS = 5000
+export const CLOSE_MARGIN_MS = 5000
 /** ms queued log lines get to reach stdout before the process exits without them. */
-const LOG_FLUSH_MS = 1000
+export const LOG_FLUSH_MS = 1000
 
 /**
  * First SIGTERM/SIGINT (or an uncaught error): stop accepting, answer new requests on open
