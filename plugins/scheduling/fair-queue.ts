@@ -1,0 +1,289 @@
+/**
+ * Waiting requests in start-time fair queueing (SFQ, Goyal et al. 1996) over keys: each key is a
+ * flow, each request costs one slot, a key of weight w pays 1/w of virtual time per slot. The
+ * head of a key's queue carries the start tag max(virtual time, the key's finish tag), the finish
+ * tag of a key is the start tag of its last served request plus 1/w, and the virtual time is the
+ * largest start tag served. The next request served is the head with the smallest start tag
+ * (ties: the older request), so a key that has had less service goes first, a key whose one
+ * request has just arrived goes before a key with hundreds queued, and two keys that both wait
+ * share the slots in the ratio of their weights. Queue order within a key is arrival order.
+ *
+ * Tags are computed when a request becomes the head of its key's queue (not on arrival), so a
+ * request that leaves unserved (client gone, timeout) costs its key nothing.
+ *
+ * Requests are held in groups (the scheduler groups them by the set of hosts that can serve
+ * them); each group has a binary heap of its keys' queues ("lanes"), so finding and serving the
+ * next request of a group costs O(log k) in its waiting keys k.
+ */
+
+import { IndexedHeap, type HeapItem } from './indexed-heap.js'
+
+/** One waiting request; `value` is the caller's. */
+export interface QueueNode<T> {
+  readonly value: T
+  readonly key: string
+  readonly weight: number
+  /** Arrival order, unique. */
+  readonly seq: number
+  lane: Lane<T> | undefined
+  prev: QueueNode<T> | undefined
+  next: QueueNode<T> | undefined
+}
+
+interface Lane<T> extends HeapItem {
+  readonly key: string
+  readonly group: Group<T>
+  head: QueueNode<T> | undefined
+  tail: QueueNode<T> | undefined
+  headStart: number
+}
+
+interface Group<T> {
+  readonly id: string
+  readonly lanes: Map<string, Lane<T>>
+  readonly heap: IndexedHeap<Lane<T>>
+  size: number
+}
+
+interface KeyShare<T> {
+  /** Finish tag of the key's last served request. */
+  finish: number
+  waiting: number
+  readonly lanes: Set<Lane<T>>
+}
+
+/** What serving a request changed, so that a slot that could not be had after all is undone. */
+export interface ServiceRecord {
+  readonly key: string
+  readonly finishBefore: number
+  readonly virtualBefore: number
+  readonly start: number
+  readonly finish: number
+}
+
+const SWEEP_AT_LEAST = 1024
+
+export class FairQueue<T> {
+  private virtualTime = 0
+  private readonly groups = new Map<string, Group<T>>()
+  private readonly shares = new Map<string, KeyShare<T>>()
+  private sweepAt = SWEEP_AT_LEAST
+  private count = 0
+
+  /** Waiting requests in all groups. */
+  get size (): number {
+    return this.count
+  }
+
+  waitingOf (key: string): number {
+    return this.shares.get(key)?.waiting ?? 0
+  }
+
+  /** Waiting requests per key, keys with none left out. */
+  waitingPerKey (): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const [key, share] of this.shares) if (share.waiting > 0) counts.set(key, share.waiting)
+    return counts
+  }
+
+  groupSize (group: string): number {
+    return this.groups.get(group)?.size ?? 0
+  }
+
+  /** Groups holding waiting requests. */
+  groupIds (): IterableIterator<string> {
+    return this.groups.keys()
+  }
+
+  /** Queues a request of `key` (weight: a positive integer) in `group`; `seq` grows with each call. */
+  push (group: string, key: string, weight: number, seq: number, value: T): QueueNode<T> {
+    const node: QueueNode<T> = { value, key, weight, seq, lane: undefined, prev: undefined, next: undefined }
+    this.enterLane(group, node, false)
+    return node
+  }
+
+  /** The next request of a group: the head with the smallest start tag, then the oldest. */
+  peek (group: string): QueueNode<T> | undefined {
+    return this.groups.get(group)?.heap.peek()?.head
+  }
+
+  /** Start tag of a group's next request, for choosing between groups; Infinity when empty. */
+  startOf (node: QueueNode<T>): number {
+    return node.lane?.headStart ?? Infinity
+  }
+
+  /** Takes a request out without service (client gone, timeout); its key's place is kept. */
+  remove (node: QueueNode<T>): void {
+    const lane = node.lane
+    if (lane === undefined) return
+    this.leave(node)
+    // The next request inherits the start tag: a request that never got a slot costs nothing.
+    if (lane.head !== undefined) lane.group.heap.fix(lane)
+  }
+
+  /** Serves the head request `node` (from peek): charges its key one slot. */
+  serve (node: QueueNode<T>): ServiceRecord {
+    const lane = node.lane
+    if (lane === undefined || lane.head !== node) throw new Error('only the head of a key\'s queue is served')
+    const start = lane.headStart
+    this.leave(node)
+    const record = this.account(node.key, node.weight, start)
+    if (lane.head !== undefined) {
+      lane.headStart = Math.max(this.virtualTime, record.finish)
+      lane.group.heap.fix(lane)
+    }
+    return record
+  }
+
+  /** Charges a key one slot for a request served without waiting. */
+  charge (key: string, weight: number): ServiceRecord {
+    return this.account(key, weight, Math.max(this.virtualTime, this.shareOf(key).finish))
+  }
+
+  /**
+   * Puts back a served request that could not get its slot after all, in its arrival place and
+   * with its start tag, and undoes its charge unless its key or the clock moved on since.
+   */
+  putBack (group: string, node: QueueNode<T>, record: ServiceRecord): void {
+    this.refund(record)
+    this.enterLane(group, node, true)
+    const lane = node.lane!
+    if (lane.head === node) {
+      lane.headStart = record.start
+      lane.group.heap.fix(lane)
+    }
+  }
+
+  /** Undoes the charge of a slot that was never used, unless its key or the clock moved on since. */
+  refund (record: ServiceRecord): void {
+    const share = this.shares.get(record.key)
+    if (share !== undefined && share.finish === record.finish) share.finish = record.finishBefore
+    if (this.virtualTime === record.start && record.start > record.virtualBefore) this.virtualTime = record.virtualBefore
+  }
+
+  /** Every waiting request, oldest first. */
+  nodes (): Array<QueueNode<T>> {
+    const nodes: Array<QueueNode<T>> = []
+    for (const group of this.groups.values()) {
+      for (const lane of group.lanes.values()) {
+        for (let node = lane.head; node !== undefined; node = node.next) nodes.push(node)
+      }
+    }
+    return nodes.sort((a, b) => a.seq - b.seq)
+  }
+
+  /** Moves every waiting request `groupOf` gives it, keeping arrival order. */
+  regroup (groupOf: (value: T) => string): void {
+    const nodes = this.nodes()
+    for (const share of this.shares.values()) {
+      share.lanes.clear()
+      share.waiting = 0
+    }
+    this.groups.clear()
+    this.count = 0
+    for (const node of nodes) {
+      node.lane = node.prev = node.next = undefined
+      this.enterLane(groupOf(node.value), node, false)
+    }
+  }
+
+  /**
+   * Links a node into its key's lane of a group in arrival order: a new request is the youngest
+   * (found from the tail), a put-back one is among the oldest (found from the head).
+   */
+  private enterLane (groupId: string, node: QueueNode<T>, fromHead: boolean): void {
+    let group = this.groups.get(groupId)
+    if (group === undefined) {
+      group = { id: groupId, lanes: new Map(), heap: new IndexedHeap<Lane<T>>(before), size: 0 }
+      this.groups.set(groupId, group)
+    }
+    const share = this.shareOf(node.key)
+    let lane = group.lanes.get(node.key)
+    if (lane === undefined) {
+      lane = { key: node.key, group, head: undefined, tail: undefined, headStart: 0, heapIndex: -1 }
+      group.lanes.set(node.key, lane)
+      share.lanes.add(lane)
+    }
+    let after: QueueNode<T> | undefined
+    if (fromHead) {
+      let first = lane.head
+      while (first !== undefined && first.seq < node.seq) first = first.next
+      after = first === undefined ? lane.tail : first.prev
+    } else {
+      after = lane.tail
+      while (after !== undefined && after.seq > node.seq) after = after.prev
+    }
+    node.prev = after
+    node.next = after === undefined ? lane.head : after.next
+    if (node.next === undefined) lane.tail = node
+    else node.next.prev = node
+    if (after === undefined) lane.head = node
+    else after.next = node
+    node.lane = lane
+    share.waiting++
+    group.size++
+    this.count++
+    if (lane.heapIndex < 0) {
+      lane.headStart = Math.max(this.virtualTime, share.finish)
+      group.heap.insert(lane)
+    }
+  }
+
+  /** Unlinks a node from its lane; an emptied lane leaves its group, an emptied group the queue. */
+  private leave (node: QueueNode<T>): void {
+    const lane = node.lane
+    if (lane === undefined) throw new Error('the request is not queued')
+    if (node.prev === undefined) lane.head = node.next
+    else node.prev.next = node.next
+    if (node.next === undefined) lane.tail = node.prev
+    else node.next.prev = node.prev
+    node.lane = node.prev = node.next = undefined
+    this.count--
+    lane.group.size--
+    const share = this.shares.get(node.key)!
+    share.waiting--
+    if (lane.head === undefined) {
+      lane.group.heap.remove(lane)
+      lane.group.lanes.delete(lane.key)
+      share.lanes.delete(lane)
+      if (lane.group.size === 0) this.groups.delete(lane.group.id)
+    }
+  }
+
+  /** Records one slot of service for a key; its other queues' heads cannot start before it. */
+  private account (key: string, weight: number, start: number): ServiceRecord {
+    const share = this.shareOf(key)
+    const record = { key, finishBefore: share.finish, virtualBefore: this.virtualTime, start, finish: start + 1 / weight }
+    share.finish = record.finish
+    this.virtualTime = Math.max(this.virtualTime, start)
+    for (const lane of share.lanes) {
+      if (lane.headStart >= record.finish) continue
+      lane.headStart = record.finish
+      lane.group.heap.fix(lane)
+    }
+    this.sweep()
+    return record
+  }
+
+  private shareOf (key: string): KeyShare<T> {
+    let share = this.shares.get(key)
+    if (share === undefined) {
+      share = { finish: 0, waiting: 0, lanes: new Set() }
+      this.shares.set(key, share)
+    }
+    return share
+  }
+
+  /** A key with nothing waiting and no service ahead of the clock is as good as new: forgotten. */
+  private sweep (): void {
+    if (this.shares.size < this.sweepAt) return
+    for (const [key, share] of this.shares) {
+      if (share.waiting === 0 && share.finish <= this.virtualTime) this.shares.delete(key)
+    }
+    this.sweepAt = Math.max(SWEEP_AT_LEAST, 2 * this.shares.size)
+  }
+}
+
+function before<T> (a: Lane<T>, b: Lane<T>): boolean {
+  return a.headStart < b.headStart || (a.headStart === b.headStart && a.head!.seq < b.head!.seq)
+}
