@@ -18,38 +18,39 @@
 
 import { IndexedHeap, type HeapItem } from './indexed-heap.js'
 
-/** One waiting request; `value` is the caller's. */
-export interface QueueNode<T> {
-  readonly value: T
+/** One waiting request: the caller's own object, with these fields for the queue. */
+export interface QueueNode<N> {
   readonly key: string
+  /** Share of the key: a positive integer. */
   readonly weight: number
-  /** Arrival order, unique. */
+  /** Arrival order: unique, growing. */
   readonly seq: number
-  lane: Lane<T> | undefined
-  prev: QueueNode<T> | undefined
-  next: QueueNode<T> | undefined
+  /** The queue's links, undefined while not queued; only the queue writes them. */
+  lane: unknown
+  prev: N | undefined
+  next: N | undefined
 }
 
-interface Lane<T> extends HeapItem {
+interface Lane<N> extends HeapItem {
   readonly key: string
-  readonly group: Group<T>
-  head: QueueNode<T> | undefined
-  tail: QueueNode<T> | undefined
+  readonly group: Group<N>
+  head: N | undefined
+  tail: N | undefined
   headStart: number
 }
 
-interface Group<T> {
+interface Group<N> {
   readonly id: string
-  readonly lanes: Map<string, Lane<T>>
-  readonly heap: IndexedHeap<Lane<T>>
+  readonly lanes: Map<string, Lane<N>>
+  readonly heap: IndexedHeap<Lane<N>>
   size: number
 }
 
-interface KeyShare<T> {
+interface KeyShare<N> {
   /** Finish tag of the key's last served request. */
   finish: number
   waiting: number
-  readonly lanes: Set<Lane<T>>
+  readonly lanes: Set<Lane<N>>
 }
 
 /** What serving a request changed, so that a slot that could not be had after all is undone. */
@@ -61,18 +62,23 @@ export interface ServiceRecord {
   readonly finish: number
 }
 
-const SWEEP_AT_LEAST = 1024
+const SWEEP_EVERY = 1024
 
-export class FairQueue<T> {
+export class FairQueue<N extends QueueNode<N>> {
   private virtualTime = 0
-  private readonly groups = new Map<string, Group<T>>()
-  private readonly shares = new Map<string, KeyShare<T>>()
-  private sweepAt = SWEEP_AT_LEAST
+  private readonly groups = new Map<string, Group<N>>()
+  private readonly shares = new Map<string, KeyShare<N>>()
+  private sinceSweep = 0
   private count = 0
 
   /** Waiting requests in all groups. */
   get size (): number {
     return this.count
+  }
+
+  /** Keys whose service is remembered (waiting ones and those served ahead of the clock). */
+  get keysTracked (): number {
+    return this.shares.size
   }
 
   waitingOf (key: string): number {
@@ -95,35 +101,34 @@ export class FairQueue<T> {
     return this.groups.keys()
   }
 
-  /** Queues a request of `key` (weight: a positive integer) in `group`; `seq` grows with each call. */
-  push (group: string, key: string, weight: number, seq: number, value: T): QueueNode<T> {
-    const node: QueueNode<T> = { value, key, weight, seq, lane: undefined, prev: undefined, next: undefined }
+  /** Queues a request (not queued yet, its seq larger than any before) in `group`. */
+  push (group: string, node: N): void {
     this.enterLane(group, node, false)
-    return node
   }
 
   /** The next request of a group: the head with the smallest start tag, then the oldest. */
-  peek (group: string): QueueNode<T> | undefined {
+  peek (group: string): N | undefined {
     return this.groups.get(group)?.heap.peek()?.head
   }
 
   /** Start tag of a group's next request, for choosing between groups; Infinity when empty. */
-  startOf (node: QueueNode<T>): number {
-    return node.lane?.headStart ?? Infinity
+  startOf (node: N): number {
+    return laneOf(node)?.headStart ?? Infinity
   }
 
   /** Takes a request out without service (client gone, timeout); its key's place is kept. */
-  remove (node: QueueNode<T>): void {
-    const lane = node.lane
+  remove (node: N): void {
+    const lane = laneOf(node)
     if (lane === undefined) return
     this.leave(node)
     // The next request inherits the start tag: a request that never got a slot costs nothing.
     if (lane.head !== undefined) lane.group.heap.fix(lane)
+    this.sweep()
   }
 
   /** Serves the head request `node` (from peek): charges its key one slot. */
-  serve (node: QueueNode<T>): ServiceRecord {
-    const lane = node.lane
+  serve (node: N): ServiceRecord {
+    const lane = laneOf(node)
     if (lane === undefined || lane.head !== node) throw new Error('only the head of a key\'s queue is served')
     const start = lane.headStart
     this.leave(node)
@@ -144,10 +149,10 @@ export class FairQueue<T> {
    * Puts back a served request that could not get its slot after all, in its arrival place and
    * with its start tag, and undoes its charge unless its key or the clock moved on since.
    */
-  putBack (group: string, node: QueueNode<T>, record: ServiceRecord): void {
+  putBack (group: string, node: N, record: ServiceRecord): void {
     this.refund(record)
     this.enterLane(group, node, true)
-    const lane = node.lane!
+    const lane = laneOf(node)!
     if (lane.head === node) {
       lane.headStart = record.start
       lane.group.heap.fix(lane)
@@ -162,8 +167,8 @@ export class FairQueue<T> {
   }
 
   /** Every waiting request, oldest first. */
-  nodes (): Array<QueueNode<T>> {
-    const nodes: Array<QueueNode<T>> = []
+  nodes (): N[] {
+    const nodes: N[] = []
     for (const group of this.groups.values()) {
       for (const lane of group.lanes.values()) {
         for (let node = lane.head; node !== undefined; node = node.next) nodes.push(node)
@@ -173,7 +178,7 @@ export class FairQueue<T> {
   }
 
   /** Moves every waiting request `groupOf` gives it, keeping arrival order. */
-  regroup (groupOf: (value: T) => string): void {
+  regroup (groupOf: (node: N) => string): void {
     const nodes = this.nodes()
     for (const share of this.shares.values()) {
       share.lanes.clear()
@@ -183,7 +188,7 @@ export class FairQueue<T> {
     this.count = 0
     for (const node of nodes) {
       node.lane = node.prev = node.next = undefined
-      this.enterLane(groupOf(node.value), node, false)
+      this.enterLane(groupOf(node), node, false)
     }
   }
 
@@ -191,10 +196,10 @@ export class FairQueue<T> {
    * Links a node into its key's lane of a group in arrival order: a new request is the youngest
    * (found from the tail), a put-back one is among the oldest (found from the head).
    */
-  private enterLane (groupId: string, node: QueueNode<T>, fromHead: boolean): void {
+  private enterLane (groupId: string, node: N, fromHead: boolean): void {
     let group = this.groups.get(groupId)
     if (group === undefined) {
-      group = { id: groupId, lanes: new Map(), heap: new IndexedHeap<Lane<T>>(before), size: 0 }
+      group = { id: groupId, lanes: new Map(), heap: new IndexedHeap<Lane<N>>(before), size: 0 }
       this.groups.set(groupId, group)
     }
     const share = this.shareOf(node.key)
@@ -204,7 +209,7 @@ export class FairQueue<T> {
       group.lanes.set(node.key, lane)
       share.lanes.add(lane)
     }
-    let after: QueueNode<T> | undefined
+    let after: N | undefined
     if (fromHead) {
       let first = lane.head
       while (first !== undefined && first.seq < node.seq) first = first.next
@@ -230,8 +235,8 @@ export class FairQueue<T> {
   }
 
   /** Unlinks a node from its lane; an emptied lane leaves its group, an emptied group the queue. */
-  private leave (node: QueueNode<T>): void {
-    const lane = node.lane
+  private leave (node: N): void {
+    const lane = laneOf(node)
     if (lane === undefined) throw new Error('the request is not queued')
     if (node.prev === undefined) lane.head = node.next
     else node.prev.next = node.next
@@ -265,7 +270,7 @@ export class FairQueue<T> {
     return record
   }
 
-  private shareOf (key: string): KeyShare<T> {
+  private shareOf (key: string): KeyShare<N> {
     let share = this.shares.get(key)
     if (share === undefined) {
       share = { finish: 0, waiting: 0, lanes: new Set() }
@@ -274,16 +279,23 @@ export class FairQueue<T> {
     return share
   }
 
-  /** A key with nothing waiting and no service ahead of the clock is as good as new: forgotten. */
+  /**
+   * A key with nothing waiting and no service ahead of the clock is as good as new: forgotten.
+   * One pass every max(SWEEP_EVERY, keys) calls: amortised O(1).
+   */
   private sweep (): void {
-    if (this.shares.size < this.sweepAt) return
+    if (++this.sinceSweep < Math.max(SWEEP_EVERY, this.shares.size)) return
+    this.sinceSweep = 0
     for (const [key, share] of this.shares) {
       if (share.waiting === 0 && share.finish <= this.virtualTime) this.shares.delete(key)
     }
-    this.sweepAt = Math.max(SWEEP_AT_LEAST, 2 * this.shares.size)
   }
 }
 
-function before<T> (a: Lane<T>, b: Lane<T>): boolean {
+function laneOf<N> (node: QueueNode<N>): Lane<N> | undefined {
+  return node.lane as Lane<N> | undefined
+}
+
+function before<N extends QueueNode<N>> (a: Lane<N>, b: Lane<N>): boolean {
   return a.headStart < b.headStart || (a.headStart === b.headStart && a.head!.seq < b.head!.seq)
 }

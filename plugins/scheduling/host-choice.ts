@@ -1,3 +1,5 @@
+import { normaliseModel } from '../auth/model-names.js'
+
 /**
  * One Ollama host as the scheduler sees it. The pool's Host fits as it is. The scheduler is the
  * only writer of `inFlight` (this replica's requests holding a slot there); the pool keeps
@@ -55,12 +57,29 @@ const CACHE_LIMIT = 4096
 export class HostGroups<H extends SchedulingHost> {
   private readonly bySignature = new Map<string, string>()
   private readonly hostsByGroup = new Map<string, H[]>()
+  private readonly modelNames = new Map<string, string>()
 
   constructor (private readonly hosts: readonly H[]) {}
 
+  /**
+   * The model name the choice compares (normaliseModel of the raw name, cached); undefined with
+   * one host, where the model changes nothing and the name is not read.
+   */
+  modelOf (raw: string | undefined): string | undefined {
+    if (raw === undefined || this.hosts.length === 1) return undefined
+    let name = this.modelNames.get(raw)
+    if (name === undefined) {
+      if (this.modelNames.size >= CACHE_LIMIT) this.modelNames.clear()
+      name = normaliseModel(raw)
+      this.modelNames.set(raw, name)
+    }
+    return name
+  }
+
   /** The group of a demand, from the hosts' state when first asked since forget(). */
   groupOf (demand: HostDemand): string {
-    const signature = `${demand.model ?? ''}\u0000${demand.only ?? ''}\u0000${[...demand.exclude].sort().join('\u0000')}`
+    const excluded = demand.exclude.size === 0 ? '' : [...demand.exclude].sort().join('\u0000')
+    const signature = `${demand.model ?? ''}\u0000${demand.only ?? ''}\u0000${excluded}`
     let group = this.bySignature.get(signature)
     if (group === undefined) {
       if (this.bySignature.size >= CACHE_LIMIT) this.bySignature.clear()

@@ -1,24 +1,11 @@
-import { normaliseModel } from '../auth/model-names.js'
-import { FairQueue, type QueueNode, type ServiceRecord } from './fair-queue.js'
+import { FairQueue, type ServiceRecord } from './fair-queue.js'
 import { bestHost, hasLocalSlot, HostGroups, type HostDemand, type SchedulingHost } from './host-choice.js'
 import { SchedulingError } from './scheduling-error.js'
 import { hostResource, type Lease } from './slot-ledger.js'
 import type { SchedulerOptions, SchedulerSettings, SlotGrant, SlotRequest } from './slot-request.js'
+import { Grant, Waiter } from './waiter.js'
 
 export type { SchedulerOptions, SchedulerSettings, SlotGrant, SlotRequest }
-
-interface Waiter<H extends SchedulingHost> extends HostDemand {
-  readonly key: string
-  readonly enqueuedAt: number
-  group: string
-  state: 'waiting' | 'taking' | 'done'
-  node: QueueNode<Waiter<H>> | undefined
-  resolve: (grant: SlotGrant<H>) => void
-  reject: (err: SchedulingError) => void
-  timer: NodeJS.Timeout | undefined
-  signal: AbortSignal | undefined
-  onAbort: (() => void) | undefined
-}
 
 const NO_HOSTS: ReadonlySet<string> = new Set()
 
@@ -85,14 +72,22 @@ export class SlotScheduler<H extends SchedulingHost> {
    * 503 queue full or closed, 504 queue timeout, 499 the signal fired. Throws RangeError for a
    * weight that is not a positive integer or a negative `queued`.
    */
-  async acquire (request: SlotRequest): Promise<SlotGrant<H>> {
+  acquire (request: SlotRequest): Promise<SlotGrant<H>> {
+    try {
+      return this.tryAcquire(request)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  private tryAcquire (request: SlotRequest): Promise<SlotGrant<H>> {
     const weight = request.weight ?? 1
     if (!Number.isSafeInteger(weight) || weight < 1) throw new RangeError(`weight must be a positive integer, got ${weight}`)
     const queued = request.queued ?? null
     if (queued !== null && (!Number.isSafeInteger(queued) || queued < 0)) throw new RangeError(`queued must be a non-negative integer, got ${queued}`)
-    if (this.closed) throw new SchedulingError('closed', 'the proxy is shutting down', { 'retry-after': '1' })
-    if (request.signal?.aborted === true) throw new SchedulingError('client-left', 'client left while queued')
-    const demand: HostDemand = { model: request.model === undefined ? undefined : normaliseModel(request.model), exclude: request.exclude ?? NO_HOSTS, only: request.only }
+    if (this.closed) throw closing()
+    if (request.signal?.aborted === true) throw clientLeft()
+    const demand: HostDemand = { model: this.groups.modelOf(request.model), exclude: request.exclude ?? NO_HOSTS, only: request.only }
     const group = this.groups.groupOf(demand)
     const candidates = this.groups.hostsOf(group)
     if (candidates.length === 0) throw new SchedulingError('no-healthy-host', 'no healthy Ollama host')
@@ -100,7 +95,7 @@ export class SlotScheduler<H extends SchedulingHost> {
     if (freeNow !== undefined && !this.needsLease(freeNow)) {
       this.queue.charge(request.key, weight)
       freeNow.inFlight++
-      return this.newGrant(freeNow, 0, undefined)
+      return Promise.resolve(new Grant(freeNow, 0, undefined, this.giveBack))
     }
     if (freeNow === undefined) {
       if (queued !== null && this.queue.waitingOf(request.key) >= queued) {
@@ -110,24 +105,22 @@ export class SlotScheduler<H extends SchedulingHost> {
         throw new SchedulingError('queue-full', 'every Ollama host is busy and the queue is full', { 'retry-after': '1' })
       }
     }
-    return await new Promise<SlotGrant<H>>((resolve, reject) => {
-      const waiter: Waiter<H> = { ...demand, key: request.key, enqueuedAt: this.now(), group, state: 'waiting', node: undefined, resolve, reject, timer: undefined, signal: request.signal, onAbort: undefined }
-      waiter.node = this.queue.push(group, request.key, weight, this.seq++, waiter)
-      waiter.timer = setTimeout(() => {
-        this.giveUp(waiter, new SchedulingError('queue-timeout', `no Ollama host was free within ${this.settings.queueTimeoutMs / 1000} s`))
-      }, this.settings.queueTimeoutMs)
-      if (request.signal !== undefined) {
-        waiter.onAbort = () => this.giveUp(waiter, new SchedulingError('client-left', 'client left while queued'))
-        request.signal.addEventListener('abort', waiter.onAbort, { once: true })
-      }
-      this.pump()
+    const waiter = new Waiter<H>(request.key, weight, this.seq++, demand.model, demand.exclude, demand.only, group, this.now(), request.signal, this.leave)
+    const granted = new Promise<SlotGrant<H>>((resolve, reject) => {
+      waiter.resolve = resolve
+      waiter.reject = reject
     })
+    this.queue.push(group, waiter)
+    waiter.timer = setTimeout(this.expire, this.settings.queueTimeoutMs, waiter)
+    request.signal?.addEventListener('abort', waiter, { once: true })
+    this.pump()
+    return granted
   }
 
   /** Call after a host's health, models or loaded models changed: waiters are regrouped and served. */
   hostsChanged (): void {
     this.groups.forget()
-    const waiters = this.queue.nodes().map(node => node.value)
+    const waiters = this.queue.nodes()
     if (waiters.some(w => this.groups.groupOf(w) !== w.group)) {
       for (const waiter of waiters) waiter.group = this.groups.groupOf(waiter)
       this.queue.regroup(waiter => waiter.group)
@@ -140,27 +133,21 @@ export class SlotScheduler<H extends SchedulingHost> {
     this.closed = true
     this.unsubscribe()
     clearTimeout(this.pollTimer)
-    const closing = () => new SchedulingError('closed', 'the proxy is shutting down', { 'retry-after': '1' })
-    for (const node of this.queue.nodes()) this.giveUp(node.value, closing())
+    for (const waiter of this.queue.nodes()) this.giveUp(waiter, closing())
     for (const waiter of this.taking.values()) this.giveUp(waiter, closing())
   }
 
-  /** A grant whose release() gives the slot (and lease) back the first time only. */
-  private newGrant (host: H, waitedMs: number, lease: Lease | undefined): SlotGrant<H> {
-    let released = false
-    return {
-      host,
-      waitedMs,
-      release: () => {
-        if (released) return false
-        released = true
-        host.inFlight--
-        lease?.release()
-        this.heldElsewhere.delete(host)
-        this.pump()
-        return true
-      }
-    }
+  private readonly giveBack = (host: H, lease: Lease | undefined): void => {
+    host.inFlight--
+    lease?.release()
+    this.heldElsewhere.delete(host)
+    this.pump()
+  }
+
+  private readonly leave = (waiter: Waiter<H>): void => this.giveUp(waiter, clientLeft())
+
+  private readonly expire = (waiter: Waiter<H>): void => {
+    this.giveUp(waiter, new SchedulingError('queue-timeout', `no Ollama host was free within ${this.settings.queueTimeoutMs / 1000} s`))
   }
 
   private needsLease (host: H): boolean {
@@ -168,8 +155,14 @@ export class SlotScheduler<H extends SchedulingHost> {
   }
 
   private freeHost (candidates: readonly H[], model: string | undefined): H | undefined {
-    const free = candidates.filter(h => hasLocalSlot(h) && !this.heldElsewhere.has(h) && !this.taking.has(h))
-    return free.length === 0 ? undefined : bestHost(free, model, this.turn++)
+    let first: H | undefined
+    let several: H[] | undefined
+    for (const host of candidates) {
+      if (!hasLocalSlot(host) || this.heldElsewhere.has(host) || this.taking.has(host)) continue
+      if (first === undefined) first = host
+      else (several ??= [first]).push(host)
+    }
+    return several === undefined ? first : bestHost(several, model, this.turn++)
   }
 
   /** Serves waiters while a candidate host of theirs has a slot, the smallest start tag first. */
@@ -182,28 +175,27 @@ export class SlotScheduler<H extends SchedulingHost> {
     try {
       do {
         this.pumpAgain = false
-        for (let next = this.next(); next !== undefined; next = this.next()) this.dispatch(next.node, next.host)
+        for (let next = this.next(); next !== undefined; next = this.next()) this.dispatch(next.waiter, next.host)
       } while (this.pumpAgain)
     } finally {
       this.pumping = false
     }
   }
 
-  private next (): { node: QueueNode<Waiter<H>>, host: H } | undefined {
-    let best: { node: QueueNode<Waiter<H>>, host: H } | undefined
+  private next (): { waiter: Waiter<H>, host: H } | undefined {
+    let best: { waiter: Waiter<H>, host: H } | undefined
     for (const group of this.queue.groupIds()) {
-      const node = this.queue.peek(group)
-      if (node === undefined) continue
-      if (best !== undefined && !earlier(this.queue.startOf(node), node.seq, this.queue.startOf(best.node), best.node.seq)) continue
-      const host = this.freeHost(this.groups.hostsOf(group), node.value.model)
-      if (host !== undefined) best = { node, host }
+      const waiter = this.queue.peek(group)
+      if (waiter === undefined) continue
+      if (best !== undefined && !earlier(this.queue.startOf(waiter), waiter.seq, this.queue.startOf(best.waiter), best.waiter.seq)) continue
+      const host = this.freeHost(this.groups.hostsOf(group), waiter.model)
+      if (host !== undefined) best = { waiter, host }
     }
     return best
   }
 
-  private dispatch (node: QueueNode<Waiter<H>>, host: H): void {
-    const waiter = node.value
-    const record = this.queue.serve(node)
+  private dispatch (waiter: Waiter<H>, host: H): void {
+    const record = this.queue.serve(waiter)
     host.inFlight++
     if (!this.needsLease(host)) {
       this.grant(waiter, host, undefined)
@@ -212,15 +204,14 @@ export class SlotScheduler<H extends SchedulingHost> {
     waiter.state = 'taking'
     this.taking.set(host, waiter)
     this.options.ledger!.take(hostResource(host.name), host.maxConcurrent!).then(
-      lease => this.taken(node, host, record, lease),
-      () => this.taken(node, host, record, undefined)
+      lease => this.taken(waiter, host, record, lease),
+      () => this.taken(waiter, host, record, undefined)
     )
   }
 
   /** The ledger answered: a lease (or, on its failure, a local slot), or null when held elsewhere. */
-  private taken (node: QueueNode<Waiter<H>>, host: H, record: ServiceRecord, lease: Lease | null | undefined): void {
+  private taken (waiter: Waiter<H>, host: H, record: ServiceRecord, lease: Lease | null | undefined): void {
     this.taking.delete(host)
-    const waiter = node.value
     if (lease === null || waiter.state !== 'taking') {
       host.inFlight--
       lease?.release()
@@ -231,7 +222,7 @@ export class SlotScheduler<H extends SchedulingHost> {
       if (waiter.state === 'taking') {
         waiter.state = 'waiting'
         waiter.group = this.groups.groupOf(waiter)
-        this.queue.putBack(waiter.group, node, record)
+        this.queue.putBack(waiter.group, waiter, record)
       } else {
         this.queue.refund(record)
       }
@@ -243,12 +234,12 @@ export class SlotScheduler<H extends SchedulingHost> {
 
   private grant (waiter: Waiter<H>, host: H, lease: Lease | undefined): void {
     this.settle(waiter)
-    waiter.resolve(this.newGrant(host, Math.max(0, this.now() - waiter.enqueuedAt), lease))
+    waiter.resolve(new Grant(host, Math.max(0, this.now() - waiter.enqueuedAt), lease, this.giveBack))
   }
 
   private giveUp (waiter: Waiter<H>, err: SchedulingError): void {
     if (waiter.state === 'done') return
-    if (waiter.state === 'waiting') this.queue.remove(waiter.node!)
+    if (waiter.state === 'waiting') this.queue.remove(waiter)
     this.settle(waiter)
     waiter.reject(err)
   }
@@ -256,8 +247,7 @@ export class SlotScheduler<H extends SchedulingHost> {
   private settle (waiter: Waiter<H>): void {
     waiter.state = 'done'
     clearTimeout(waiter.timer)
-    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort)
-    waiter.node = undefined
+    waiter.signal?.removeEventListener('abort', waiter)
   }
 
   /** Slots held elsewhere free without a notice when a replica dies: look again after a while. */
@@ -272,6 +262,14 @@ export class SlotScheduler<H extends SchedulingHost> {
     }, interval)
     this.pollTimer.unref()
   }
+}
+
+function closing (): SchedulingError {
+  return new SchedulingError('closed', 'the proxy is shutting down', { 'retry-after': '1' })
+}
+
+function clientLeft (): SchedulingError {
+  return new SchedulingError('client-left', 'client left while queued')
 }
 
 function earlier (startA: number, seqA: number, startB: number, seqB: number): boolean {
