@@ -373,3 +373,17 @@ test('with a ledger: a client that leaves while the ledger answers gets 499 and 
   await unlimited.acquire({ key: 'c' })
   assert.equal(ledger.asked.length, 2, 'a host without max_concurrent needs no lease')
 })
+
+test('each grant says how long it waited (ms, by the scheduler\'s clock)', async () => {
+  let clock = 1000
+  const gpu = testHost('gpu', 1)
+  const scheduler = new SlotScheduler([gpu], settings, { now: () => clock })
+  const log = new GrantLog(scheduler)
+  const first = await log.acquire({ key: 'a' })
+  assert.equal(first.waitedMs, 0)
+  log.enqueue({ key: 'b' })
+  clock += 250
+  first.release()
+  await log.next()
+  assert.equal((await log.next()).grant.waitedMs, 250)
+})

@@ -18,7 +18,8 @@ const NO_HOSTS: ReadonlySet<string> = new Set()
  * (one with one host, or when every host has every model) and k waiting keys.
  * Bounds: `queued` per key (429), queueSize for all (503), queueTimeoutMs (504); a request
  * whose signal fires leaves at once (499); no healthy candidate host: 502. With a ledger, a
- * capped host's slot is also a lease shared with the other replicas.
+ * capped host's slot is also a lease shared with the other replicas (max_concurrent holds for
+ * all of them together); the order of waiters is fair within this replica only.
  */
 export class SlotScheduler<H extends SchedulingHost> {
   private readonly queue = new FairQueue<Waiter<H>>()
