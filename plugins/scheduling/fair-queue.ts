@@ -1,21 +1,3 @@
-/**
- * Waiting requests in start-time fair queueing (SFQ, Goyal et al. 1996) over keys: each key is a
- * flow, each request costs one slot, a key of weight w pays 1/w of virtual time per slot. The
- * head of a key's queue carries the start tag max(virtual time, the key's finish tag), the finish
- * tag of a key is the start tag of its last served request plus 1/w, and the virtual time is the
- * largest start tag served. The next request served is the head with the smallest start tag
- * (ties: the older request), so a key that has had less service goes first, a key whose one
- * request has just arrived goes before a key with hundreds queued, and two keys that both wait
- * share the slots in the ratio of their weights. Queue order within a key is arrival order.
- *
- * Tags are computed when a request becomes the head of its key's queue (not on arrival), so a
- * request that leaves unserved (client gone, timeout) costs its key nothing.
- *
- * Requests are held in groups (the scheduler groups them by the set of hosts that can serve
- * them); each group has a binary heap of its keys' queues ("lanes"), so finding and serving the
- * next request of a group costs O(log k) in its waiting keys k.
- */
-
 import { IndexedHeap, type HeapItem } from './indexed-heap.js'
 
 /** One waiting request: the caller's own object, with these fields for the queue. */
@@ -64,6 +46,23 @@ export interface ServiceRecord {
 
 const SWEEP_EVERY = 1024
 
+/**
+ * Waiting requests in start-time fair queueing (SFQ, Goyal et al. 1996) over keys: each key is a
+ * flow, each request costs one slot, a key of weight w pays 1/w of virtual time per slot. The
+ * head of a key's queue carries the start tag max(virtual time, the key's finish tag), the finish
+ * tag of a key is the start tag of its last served request plus 1/w, and the virtual time is the
+ * largest start tag served. The next request served is the head with the smallest start tag
+ * (ties: the older request), so a key that has had less service goes first, a key whose one
+ * request has just arrived goes before a key with hundreds queued, and two keys that both wait
+ * share the slots in the ratio of their weights. Queue order within a key is arrival order.
+ *
+ * Tags are computed when a request becomes the head of its key's queue (not on arrival), so a
+ * request that leaves unserved (client gone, timeout) costs its key nothing.
+ *
+ * Requests are held in groups (the scheduler groups them by the set of hosts that can serve
+ * them); each group has a binary heap of its keys' queues ("lanes"), so finding and serving the
+ * next request of a group costs O(log k) in its waiting keys k.
+ */
 export class FairQueue<N extends QueueNode<N>> {
   private virtualTime = 0
   private readonly groups = new Map<string, Group<N>>()
@@ -81,6 +80,7 @@ export class FairQueue<N extends QueueNode<N>> {
     return this.shares.size
   }
 
+  /** Requests of `key` waiting, in all groups. */
   waitingOf (key: string): number {
     return this.shares.get(key)?.waiting ?? 0
   }
@@ -92,6 +92,7 @@ export class FairQueue<N extends QueueNode<N>> {
     return counts
   }
 
+  /** Requests waiting in one group. */
   groupSize (group: string): number {
     return this.groups.get(group)?.size ?? 0
   }
@@ -145,10 +146,7 @@ export class FairQueue<N extends QueueNode<N>> {
     return this.account(key, weight, Math.max(this.virtualTime, this.shareOf(key).finish))
   }
 
-  /**
-   * Puts back a served request that could not get its slot after all, in its arrival place and
-   * with its start tag, and undoes its charge unless its key or the clock moved on since.
-   */
+  /** Puts back a served request that got no slot after all, in its place, its charge undone (refund). */
   putBack (group: string, node: N, record: ServiceRecord): void {
     this.refund(record)
     this.enterLane(group, node, true)
@@ -279,10 +277,7 @@ export class FairQueue<N extends QueueNode<N>> {
     return share
   }
 
-  /**
-   * A key with nothing waiting and no service ahead of the clock is as good as new: forgotten.
-   * One pass every max(SWEEP_EVERY, keys) calls: amortised O(1).
-   */
+  /** Forgets keys with nothing waiting and no service ahead of the clock, every max(SWEEP_EVERY, keys) calls. */
   private sweep (): void {
     if (++this.sinceSweep < Math.max(SWEEP_EVERY, this.shares.size)) return
     this.sinceSweep = 0

@@ -100,6 +100,7 @@ export class HostGroups<H extends SchedulingHost> {
     return hosts
   }
 
+  /** Drops the cached groups: the next groupOf() reads the hosts' state again. */
   forget (): void {
     this.bySignature.clear()
   }

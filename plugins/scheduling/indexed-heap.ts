@@ -21,6 +21,7 @@ export class IndexedHeap<T extends HeapItem> {
     return this.items[0]
   }
 
+  /** Adds an item that is in no heap. */
   insert (item: T): void {
     item.heapIndex = this.items.length
     this.items.push(item)

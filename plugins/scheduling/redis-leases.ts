@@ -132,6 +132,7 @@ export class RedisLeases implements SlotLedger {
     return this.held.size
   }
 
+  /** One of `limit` slots of `resource` for all replicas (this replica's alone while Redis is away); null when all are held. */
   async take (resource: string, limit: number): Promise<Lease | null> {
     const id = `${this.replica}:${++this.leaseCount}`
     if (this.usable()) {
@@ -146,11 +147,13 @@ export class RedisLeases implements SlotLedger {
     return this.local.count(resource) >= limit ? null : this.hold(resource, id)
   }
 
+  /** `listener` hears every release published by any replica; returns the unsubscribe. */
   onFreed (listener: (resource: string) => void): () => void {
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
   }
 
+  /** Stops renewing and disconnects; held leases then expire within leaseTtlMs. */
   async close (): Promise<void> {
     this.closing = true
     clearInterval(this.renewTimer)

@@ -68,14 +68,17 @@ export class LocalSlots implements SlotLedger {
     else this.held.set(resource, current - 1)
   }
 
+  /** tryTake() as a SlotLedger. */
   async take (resource: string, limit: number): Promise<Lease | null> {
     return this.tryTake(resource, limit)
   }
 
+  /** Slots of `resource` held here. */
   count (resource: string): number {
     return this.held.get(resource) ?? 0
   }
 
+  /** Nothing is freed elsewhere: a no-op subscription. */
   onFreed (): () => void {
     return () => {}
   }
