@@ -13,14 +13,15 @@ import { goStruct } from '../plugins/http/go-json.js'
  * decodes its body into the struct named in the comment.
  */
 export const goStructs = {
+  // keep_alive is a *Duration (null = absent), options a map[string]any (a second object would merge): plugins/limits/caps.ts.
   /** api.GenerateRequest */
-  generate: goStruct({ model: 'string', prompt: 'string', system: 'string' }),
+  generate: goStruct({ model: 'string', prompt: 'string', system: 'string', keep_alive: 'value', options: 'merging' }),
   /** api.ChatRequest */
-  chat: goStruct({ model: 'string', messages: 'merging' }),
+  chat: goStruct({ model: 'string', messages: 'merging', keep_alive: 'value', options: 'merging' }),
   /** api.EmbedRequest */
-  embed: goStruct({ model: 'string', input: 'value' }),
+  embed: goStruct({ model: 'string', input: 'value', keep_alive: 'value', options: 'merging' }),
   /** api.EmbeddingRequest */
-  embeddings: goStruct({ model: 'string', prompt: 'string' }),
+  embeddings: goStruct({ model: 'string', prompt: 'string', keep_alive: 'value', options: 'merging' }),
   /** api.ShowRequest; ShowHandler takes model, else name. */
   show: goStruct({ model: 'string', name: 'string' }),
   /** api.PullRequest and api.PushRequest; the handlers take cmp.Or(model, name). */
