@@ -12,7 +12,8 @@ const health: FastifyPluginAsync = async function health (scope) {
 
   scope.get('/readyz', { config: { route: proxyRoutes.readyz } }, async function readyz (request, reply) {
     await scope.hostHealth.checked()
-    const hosts = pool.hosts.map(host => ({ name: host.name, ready: host.healthy, inFlight: host.inFlight, queued: pool.queuedFor(host) }))
+    const queued = pool.scheduler.queuedPerHost()
+    const hosts = pool.hosts.map(host => ({ name: host.name, ready: host.healthy, inFlight: host.inFlight, queued: queued.get(host.name) ?? 0 }))
     const ready = hosts.filter(h => h.ready).length
     if (ready === 0) return sendError(request, reply, 503, 'Ollama is not answering')
     return { status: 'ready', upstreams: pool.several ? hosts : { healthy: ready, total: hosts.length, queued: pool.queued } }

@@ -11,6 +11,8 @@ export interface KeyLimits {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   concurrent: number | null
+  /** Requests the key may have waiting for a host slot; null = only the shared queue_size. */
+  queued: number | null
 }
 
 export interface ApiKey {
@@ -24,6 +26,8 @@ export interface ApiKey {
   /** Model allowlist, or null for every model. */
   models: readonly ModelPattern[] | null
   limits: KeyLimits
+  /** Share of a busy host's slots while several keys wait (1 for seed tokens). */
+  weight: number
   digest: Buffer
 }
 
@@ -44,7 +48,7 @@ export function effectiveScopes (configured: readonly Access[]): Set<Access> {
 
 const SEED_GENERATE_SCOPES: Access[] = ['generate', 'models:read']
 const SEED_MODEL_SCOPES: Access[] = ['models:read', 'models:admin', 'metrics']
-const NO_LIMITS: KeyLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrent: null }
+const NO_LIMITS: KeyLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrent: null, queued: null }
 
 export function sha256 (value: string): Buffer {
   return hash('sha256', value, 'buffer')
@@ -98,7 +102,7 @@ export class KeyRing {
   private add (configured: string, kind: 'generate' | 'models' | 'metrics', scopes: Access[]): void {
     const digest = digestOf(configured)
     const id = digest.toString('hex').slice(0, 8)
-    this.store({ name: `${kind}-${id}`, id, kind, scopes: new Set(scopes), models: null, limits: NO_LIMITS, digest })
+    this.store({ name: `${kind}-${id}`, id, kind, scopes: new Set(scopes), models: null, limits: NO_LIMITS, weight: 1, digest })
   }
 
   private addNamed (config: NamedKeyConfig): void {
@@ -112,8 +116,10 @@ export class KeyRing {
       limits: {
         requestsPerMinute: config.limits?.requests_per_minute ?? null,
         tokensPerMinute: config.limits?.tokens_per_minute ?? null,
-        concurrent: config.limits?.concurrent ?? null
+        concurrent: config.limits?.concurrent ?? null,
+        queued: null
       },
+      weight: 1,
       digest
     })
   }

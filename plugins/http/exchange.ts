@@ -135,7 +135,7 @@ export class Exchange {
   outcome: ExchangeOutcome | undefined = undefined
   /** The upstream call's abort signal state (undici reads `aborted`). */
   aborted = false
-  private onAbort: (() => void) | Array<() => void> | undefined = undefined
+  private onAbort: AbortListener | AbortListener[] | undefined = undefined
   private socket: Socket | null
 
   constructor (route: RouteSpec | undefined, request: FastifyRequest, reply: FastifyReply, private readonly services: ExchangeServices) {
@@ -192,8 +192,8 @@ export class Exchange {
     this.aborted = true
     const listeners = this.onAbort
     this.onAbort = undefined
-    if (typeof listeners === 'function') listeners()
-    else if (listeners !== undefined) for (const listener of listeners) listener()
+    if (Array.isArray(listeners)) for (const listener of listeners) callListener(listener)
+    else if (listeners !== undefined) callListener(listeners)
   }
 
   private leaveSocket (): void {
@@ -211,30 +211,36 @@ export class Exchange {
     return errored.code ?? errored.name
   }
 
-  // The signal contract undici uses (lib/api/abort-signal.js, lib/core/util.js addAbortListener):
-  // one listener per upstream call in flight (several while model management fans out).
-  on (event: 'abort', listener: () => void): this { return this.once(event, listener) }
-  once (_event: 'abort', listener: () => void): this {
+  // The abort signal contract of undici (lib/core/util.js addAbortListener) and of the slot
+  // scheduler: EventTarget-style listeners, functions or objects with handleEvent, one per
+  // upstream call or wait in flight (several while model management fans out).
+  addEventListener (_type: 'abort', listener: AbortListener): void {
     const listeners = this.onAbort
-    if (this.aborted) queueMicrotask(listener)
+    if (this.aborted) queueMicrotask(() => { callListener(listener) })
     else if (listeners === undefined) this.onAbort = listener
-    else if (typeof listeners === 'function') this.onAbort = [listeners, listener]
+    else if (!Array.isArray(listeners)) this.onAbort = [listeners, listener]
     else listeners.push(listener)
-    return this
   }
 
-  removeListener (_event: 'abort', listener: () => void): this {
+  removeEventListener (_type: 'abort', listener: AbortListener): void {
     const listeners = this.onAbort
     if (listeners === listener) this.onAbort = undefined
     else if (Array.isArray(listeners)) {
       const at = listeners.indexOf(listener)
       if (at >= 0) listeners.splice(at, 1)
     }
-    return this
   }
 }
 
 const NO_MODELS: readonly NamedModel[] = Object.freeze([])
+
+/** A listener of the exchange's abort: a function, or an object with handleEvent (as EventTarget takes). */
+type AbortListener = (() => void) | { handleEvent: () => void }
+
+function callListener (listener: AbortListener): void {
+  if (typeof listener === 'function') listener()
+  else listener.handleEvent()
+}
 
 const kExchange = Symbol('exchange')
 const kOpenExchanges = Symbol('openExchanges')

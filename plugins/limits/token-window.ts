@@ -21,7 +21,7 @@ export function limitHeaders (limit: number, remaining: number, reset: number): 
  * A request that passes may still take the window past its limit: answers are charged after they
  * stream (see plugins/observability/usage.ts), and the next request is refused.
  */
-export async function refuseWhenTokensSpent (windows: WindowStore, key: Pick<ApiKey, 'name' | 'limits'>, now = Date.now()): Promise<void> {
+export async function refuseWhenTokensSpent (windows: WindowStore, key: { name: string, limits: Pick<ApiKey['limits'], 'tokensPerMinute'> }, now = Date.now()): Promise<void> {
   const limit = key.limits.tokensPerMinute
   if (limit === null) return
   const used = await windows.peek(tokensKey(key.name), now)

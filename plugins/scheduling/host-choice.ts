@@ -32,13 +32,14 @@ const UNBOUNDED_WIDTH = 64
 /**
  * Indices of the hosts that may serve a demand: the healthy hosts (the named one only, when
  * `only` is set) not excluded; of those, the ones that have the model or have it loaded, when
- * any does. Empty when no healthy host is left.
+ * any does. Empty when no healthy host is left. With one host, that host whatever its health
+ * (unless excluded): nothing else could answer, and a failed connection is answered 502 anyway.
  */
 export function candidateIndices (hosts: readonly SchedulingHost[], demand: HostDemand): number[] {
   const healthy: number[] = []
   for (let i = 0; i < hosts.length; i++) {
     const host = hosts[i]
-    if (!host.healthy || demand.exclude.has(host.name)) continue
+    if ((!host.healthy && hosts.length > 1) || demand.exclude.has(host.name)) continue
     if (demand.only !== undefined && host.name !== demand.only) continue
     healthy.push(i)
   }
@@ -106,9 +107,9 @@ export class HostGroups<H extends SchedulingHost> {
   }
 }
 
-/** The host has a slot free on this replica (and is healthy). */
+/** The host has a slot free on this replica (its health was judged when it became a candidate). */
 export function hasLocalSlot (host: SchedulingHost): boolean {
-  return host.healthy && (host.maxConcurrent === null || host.inFlight < host.maxConcurrent)
+  return host.maxConcurrent === null || host.inFlight < host.maxConcurrent
 }
 
 /**

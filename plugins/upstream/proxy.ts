@@ -7,7 +7,10 @@ import { fanOut } from './fan-out.js'
 import { forwardTo } from './forward.js'
 import { ignoreFailure, type HostHealth } from './host-health.js'
 import { filteredListing, mergedListing, sendListing } from './listings.js'
-import type { Host, SlotTicket, UpstreamPool } from './upstream-pool.js'
+import { ProxyError } from '../http/error-shapes.js'
+import type { SchedulingError } from '../scheduling/scheduling-error.js'
+import type { SlotGrant } from '../scheduling/slot-request.js'
+import type { Host, UpstreamPool } from './upstream-pool.js'
 
 /** Network failures that mean the request never reached Ollama's handler: safe to try elsewhere. */
 const NEVER_ARRIVED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'UND_ERR_SOCKET', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND'])
@@ -90,10 +93,10 @@ class Plan {
    * host is fixed: inference waits for one of its slots; everything else goes straight to it.
    */
   toNamedHost (host: Host): void {
-    const { exchange, pool } = this
+    const exchange = this.exchange
     const route = exchange.route!
     if (route.work === 'inference') {
-      this.withSlot(new Set(pool.hosts.filter(h => h !== host).map(h => h.name)), false)
+      this.withSlot(NO_HOSTS, host.name)
       return
     }
     this.send(host)
@@ -113,22 +116,39 @@ class Plan {
     }, (err: Error) => { if (!exchange.ended) exchange.reply.send(err) })
   }
 
-  /** Waits for a slot on the best host not in `exclude` (in the queue), then forwards. */
-  withSlot (exclude: ReadonlySet<string>, retryElsewhere = true): void {
+  /**
+   * Waits for a slot on the best host not in `exclude` (or on `only`), in the key's fair turn,
+   * then forwards. The exchange is the wait's abort signal: a client that leaves gives its place up.
+   */
+  withSlot (exclude: ReadonlySet<string>, only?: string): void {
     const exchange = this.exchange
-    exchange.hostSlot = this.pool.claim(exchange.model, exclude, (err, ticket) => {
-      if (err !== null) {
-        if (!exchange.ended) exchange.reply.send(err)
+    const key = exchange.key
+    this.pool.scheduler.acquire({
+      key: key?.name ?? 'none',
+      weight: key?.weight,
+      queued: key?.limits.queued,
+      model: exchange.model,
+      exclude,
+      only,
+      signal: exchange as unknown as AbortSignal
+    }).then(grant => {
+      if (exchange.ended) {
+        grant.release()
         return
       }
-      exchange.queueMs = performance.now() - ticket!.since
-      this.send(ticket!.host!, retryElsewhere ? { onConnectError: code => this.retry(code, true) } : undefined)
+      exchange.hostSlot = grant
+      exchange.queueMs = grant.waitedMs
+      this.send(grant.host, only === undefined ? { onConnectError: code => this.retry(code, true) } : undefined)
+    }, (err: SchedulingError) => {
+      if (err.statusCode === 499 || exchange.ended) return
+      exchange.refusedBy = err.statusCode === 429 ? 'queued' : undefined
+      exchange.reply.send(new ProxyError(err.statusCode, err.message, err.headers))
     })
   }
 
   /** Reading model information or managing models: the best host, no slot. */
   toBestHost (exclude: ReadonlySet<string>): void {
-    const host = this.pool.pick(this.exchange.model, exclude, false)
+    const host = this.pool.pick(this.exchange.model, exclude)
     if (host === undefined) {
       sendError(this.exchange.request, this.exchange.reply, 502, 'no healthy Ollama host')
       return
@@ -152,9 +172,9 @@ class Plan {
     const tried = this.tried ??= new Set()
     tried.add(current.name)
     if (withSlot) {
-      const ticket = exchange.hostSlot as SlotTicket | null
+      const grant = exchange.hostSlot as SlotGrant<Host> | null
       exchange.hostSlot = null
-      if (ticket !== null) pool.release(ticket)
+      grant?.release()
     }
     exchange.request.log.info({ tried: [...tried] }, 'retrying on another upstream')
     if (withSlot) this.withSlot(tried)

@@ -3,7 +3,8 @@ import replyFrom from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
 import { exchangeDispatcher } from './forward.js'
 import { HostHealth } from './host-health.js'
-import { UpstreamPool } from './upstream-pool.js'
+import type { SlotGrant } from '../scheduling/slot-request.js'
+import { UpstreamPool, type Host } from './upstream-pool.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,9 +52,9 @@ export default fp(async function upstreamPlugin (fastify) {
   fastify.decorate('hostHealth', health)
   fastify.decorate('upstreamAgent', agent)
   fastify.exchangeServices.releaseHostSlot = exchange => {
-    const ticket = exchange.hostSlot
+    const grant = exchange.hostSlot as SlotGrant<Host> | null
     exchange.hostSlot = null
-    if (ticket !== null) pool.release(ticket as never)
+    grant?.release()
   }
 
   fastify.addHook('onReady', async () => { health.start() })
