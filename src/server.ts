@@ -8,7 +8,7 @@ import { handleShutdownSignals } from './shutdown.js'
 import { reserveUploadChunkSpace } from './upload-memory.js'
 
 export const USAGE = `Usage: ollama-proxy [--config <file>]
-       ollama-proxy keys add|list|revoke ...   (ollama-proxy keys --help)
+       ollama-proxy keys add|update|rotate|revoke|list ...   (ollama-proxy keys --help)
 
   -c, --config <file>   the config file (default: config/config.yaml in the installation,
                         or the env OLLAMA_PROXY_CONFIG)

@@ -36,8 +36,9 @@ test('keys add prints the key once, stores its digest only, keeps every other li
 
   const listed = await keys(t, ['list', '--config', file])
   assert.equal(listed.code, 0)
-  assert.match(listed.stdout, /^batch-jobs\s+generate\s+\*\s+concurrent=2\s+digest$/m)
-  assert.match(listed.stdout, /^web-app\s+generate\s+llama3\.2\*,nomic-embed-text\s+rpm=60,tpm=5000,concurrent=3\s+digest$/m)
+  assert.match(listed.stdout, /^NAME\s+SCOPES\s+MODELS\s+LIMITS\s+CAPS\s+WEIGHT\s+EXPIRES\s+STORED$/m)
+  assert.match(listed.stdout, /^batch-jobs\s+generate\s+\*\s+concurrent=2\s+-\s+1\s+-\s+digest$/m)
+  assert.match(listed.stdout, /^web-app\s+generate\s+llama3\.2\*,nomic-embed-text\s+rpm=60,tpm=5000,concurrent=3\s+-\s+1\s+-\s+digest$/m)
   assert.ok(!listed.stdout.includes(sha256(key)), 'list shows no digest')
 
   const revoked = await keys(t, ['revoke', 'web-app', '--config', file])

@@ -6,7 +6,7 @@ import { modelsNamed, remoteHostNamed, type ModelField } from './model-fields.js
 import { identify, KeyRing, type Access, type ApiKey, type Identification } from './keys.js'
 import { routeConfigOf } from '../http/per-request.js'
 
-const CREDENTIAL_ERRORS: Record<Extract<Identification, { error: string }>['error'], string> = {
+const CREDENTIAL_ERRORS: Record<Exclude<Extract<Identification, { error: string }>['error'], 'expired'>, string> = {
   missing: 'missing API key: send "Authorization: Bearer <key>"',
   invalid: 'invalid API key',
   ambiguous: 'two different API keys were sent (Authorization and x-api-key): send one'
@@ -45,7 +45,8 @@ export default fp(async function authPlugin (fastify) {
     }
     const identified = identify(this.keyRing, request.headers)
     if ('error' in identified) {
-      sendError(request, reply, identified.error === 'ambiguous' ? 400 : 401, CREDENTIAL_ERRORS[identified.error])
+      const message = identified.error === 'expired' ? `this key expired at ${new Date(identified.expiredAt).toISOString()}` : CREDENTIAL_ERRORS[identified.error]
+      sendError(request, reply, identified.error === 'ambiguous' ? 400 : 401, message)
       return
     }
     const key = identified.key
