@@ -60,7 +60,7 @@ const OPTIONS = {
 /** A mistake on the command line: usage is printed and the exit status is 2. */
 class UsageError extends Error {}
 
-interface Io { out: (text: string) => void, err: (text: string) => void, env: NodeJS.ProcessEnv, now: () => number }
+export interface Io { out: (text: string) => void, err: (text: string) => void, env: NodeJS.ProcessEnv, now: () => number }
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string }
 
 /**

@@ -13,9 +13,13 @@ type Range = [number, number, number]
 /** A change to one field of a mapping: a new value, its removal, or changes to the fields of the mapping it holds. */
 export type FieldChange = { set: unknown } | { remove: true } | { merge: Map<string, FieldChange> }
 
-/** The text with the edits applied; they must not overlap. */
+/**
+ * The text with the edits applied; they must not overlap (the same edit twice counts once).
+ * Insertions at one offset land in the order they are listed.
+ */
 export function applyEdits (text: string, edits: TextEdit[]): string {
-  const ordered = [...edits].sort((a, b) => b.start - a.start)
+  const distinct = [...new Map(edits.map(edit => [`${edit.start}:${edit.end}:${edit.text}`, edit])).values()]
+  const ordered = distinct.map((edit, index) => ({ ...edit, index })).sort((a, b) => b.start - a.start || b.end - a.end || b.index - a.index)
   let result = text
   let limit = Infinity
   for (const edit of ordered) {
