@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { isMap, isSeq, parseDocument, type Document, type YAMLMap, type YAMLSeq } from 'yaml'
 import { ConfigError } from './config-errors.js'
-import { parseConfig } from './config-loader.js'
+import { parseConfig, readConfigText } from './config-loader.js'
 import { KeyName, Scope, type KeyCapsConfig, type KeyLimitsConfig, type KeyScope } from './config-schema.js'
 import { expiryFromIso, isoTime } from './iso-times.js'
 import type { ProxyConfig } from './proxy-config.js'
@@ -64,7 +64,7 @@ export function openConfig (file: string): EditableConfig {
   if (!existsSync(file)) {
     throw new ConfigError(`${file}: no config file there; start the proxy once to create one, or name another with --config`, { file })
   }
-  const text = readFileSync(file, 'utf8')
+  const text = readConfigText(file)
   const config = parseConfig(text, file, {}, { requireToken: false })
   return { file, original: text, text, document: parseDocument(text), config }
 }

@@ -53,15 +53,18 @@ export function loadConfig (options: LoadOptions = {}): ProxyConfig {
     writeFreshConfig(file)
     options.onCreated?.(file)
   }
-  let text: string
+  return parseConfig(readConfigText(file), file, env)
+}
+
+/** The config file's text (through symlinks). Throws a one-line ConfigError naming the file when it cannot be read. */
+export function readConfigText (file: string): string {
   try {
-    text = readFileSync(file, 'utf8')
+    return readFileSync(file, 'utf8')
   } catch (err) {
     const code = (err as { code?: string }).code
-    const reason = code === 'EACCES' || code === 'EPERM' ? `permission denied (running as uid ${process.getuid?.() ?? '?'}); make it readable for the proxy's user` : `cannot be read (${code ?? (err as Error).message})`
+    const reason = code === 'EACCES' || code === 'EPERM' ? `permission denied (running as uid ${process.getuid?.() ?? '?'}); make it readable for this user` : `cannot be read (${code ?? (err as Error).message})`
     throw new ConfigError(`${file}: the config file ${reason}`, { file })
   }
-  return parseConfig(text, file, env)
 }
 
 /** YAML's own message as one line: `at line L, column C: <what>`, never ending in a colon. */

@@ -4,7 +4,7 @@ import { ConfigNotWritableError } from './config-errors.js'
 /** What the proxy was doing when a write failed: creating the first config, or saving an edit. */
 export type WriteAction = 'create' | 'save'
 
-const NOT_WRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EBUSY', 'EXDEV'])
+const NOT_WRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ENOTDIR', 'EEXIST', 'EBUSY', 'EXDEV'])
 
 function runningAs (): string {
   const uid = process.getuid?.()
@@ -19,14 +19,17 @@ function runningAs (): string {
  * file is replaced in one rename).
  */
 export function notWritableError (err: unknown, file: string, action: WriteAction): ConfigNotWritableError | undefined {
-  const code = (err as { code?: unknown }).code
+  const { code, path } = err as { code?: unknown, path?: unknown }
   if (typeof code !== 'string' || !NOT_WRITABLE.has(code)) return undefined
+  // The file itself appearing meanwhile is no permission problem.
+  if (code === 'EEXIST' && path === file) return undefined
   const folder = dirname(file)
   const name = basename(file)
   if (action === 'create') {
     const fix = `create ${file} first (a copy of config/config.example.yaml with tokens of your own), or mount the folder writable`
     if (code === 'EROFS') return new ConfigNotWritableError(`${folder}: config folder is read-only: ${fix}`, folder, code)
-    if (code === 'ENOENT' || code === 'ENOTDIR') return new ConfigNotWritableError(`${folder}: the config folder does not exist and cannot be made: ${fix}`, folder, code)
+    if (code === 'ENOENT') return new ConfigNotWritableError(`${folder}: the config folder does not exist and cannot be made: ${fix}`, folder, code)
+    if (code === 'ENOTDIR' || code === 'EEXIST') return new ConfigNotWritableError(`${folder}: the config folder cannot be made, a file is in its way: ${fix}`, folder, code)
     return new ConfigNotWritableError(`${folder}: no permission to create ${name} in the config folder (running as ${runningAs()}): ${fix} for that user`, folder, code)
   }
   if (code === 'EROFS') {
