@@ -220,26 +220,27 @@ test('SIGHUP applies the settled file at once, however busy the folder', async (
   assert.ok(writesAtReload < log.bound, `applied while the log was still being written (${writesAtReload} writes)`)
 })
 
-test('a config symlinked into another folder: an edit of the real file through the link is applied', async (t) => {
-  const fake = await startFakeOllama()
-  t.after(async () => { await fake.close() })
-  const realDir = mkdtempSync(join(tmpdir(), 'proxy-real-'))
-  const real = join(realDir, 'shared.yaml')
-  writeFileSync(real, configText(fake.url, [{ name: 'old', key: OLD }]))
-  const linkDir = mkdtempSync(join(tmpdir(), 'proxy-linked-'))
-  const link = join(linkDir, 'config.yaml')
-  symlinkSync(real, link)
-  const proxy = await startProxy(t, loadConfig({ path: link, env: {} }), undefined, true)
-  const reloaded = once(proxy.app.configReloads, 'reloaded')
-  const editable = openConfig(link)
-  addNamedKey(editable, { name: 'new', scopes: ['generate'] }, NEW)
-  saveConfig(editable)
-  await reloaded
-  assert.ok(lstatSync(link).isSymbolicLink())
-  const response = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${NEW}` } })
-  assert.equal(response.status, 200)
-  await response.arrayBuffer()
-})
+for (const where of ['another folder', 'the same folder'] as const) {
+  test(`a config symlinked to a file in ${where}: an edit of the real file through the link is applied`, async (t) => {
+    const fake = await startFakeOllama()
+    t.after(async () => { await fake.close() })
+    const linkDir = mkdtempSync(join(tmpdir(), 'proxy-linked-'))
+    const real = join(where === 'the same folder' ? linkDir : mkdtempSync(join(tmpdir(), 'proxy-real-')), 'shared.yaml')
+    writeFileSync(real, configText(fake.url, [{ name: 'old', key: OLD }]))
+    const link = join(linkDir, 'config.yaml')
+    symlinkSync(real, link)
+    const proxy = await startProxy(t, loadConfig({ path: link, env: {} }), undefined, true)
+    const reloaded = once(proxy.app.configReloads, 'reloaded')
+    const editable = openConfig(link)
+    addNamedKey(editable, { name: 'new', scopes: ['generate'] }, NEW)
+    saveConfig(editable)
+    await reloaded
+    assert.ok(lstatSync(link).isSymbolicLink())
+    const response = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${NEW}` } })
+    assert.equal(response.status, 200)
+    await response.arrayBuffer()
+  })
+}
 
 test('a reload refusing a bad allowlist entry logs one line naming the file and the field', async (t) => {
   const { fake, file, proxy, status } = await setup(t)

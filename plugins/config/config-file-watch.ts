@@ -49,10 +49,18 @@ export class SettledFileWatch {
   private pending: { reason: string, force: boolean } | undefined
   private timer: NodeJS.Timeout | undefined
   private wake: (() => void) | undefined
-  private readonly watchers = new Map<string, FSWatcher>()
+  private readonly ownWatcher: FSWatcher | undefined
+  private targetWatcher: FSWatcher | undefined
+  /** the real file watched in its own folder, when the config links out of its folder */
+  private target: string | undefined
+  /** names in the config's folder whose events count */
+  private readonly ownNames: Set<string>
+  /** the real file's name, when the config links to another file of its own folder */
+  private ownTarget: string | undefined
 
   constructor (private readonly file: string, private readonly settleMs: number, private readonly handlers: FileWatchHandlers) {
-    this.watchFolder(dirname(file), new Set([basename(file), '..data']))
+    this.ownNames = new Set([basename(file), '..data'])
+    this.ownWatcher = this.watchFolder(dirname(file), this.ownNames)
     this.watchTarget()
   }
 
@@ -76,8 +84,8 @@ export class SettledFileWatch {
     this.closed = true
     clearTimeout(this.timer)
     this.wake?.()
-    for (const watcher of this.watchers.values()) watcher.close()
-    this.watchers.clear()
+    this.ownWatcher?.close()
+    this.targetWatcher?.close()
   }
 
   private changed (reason: string, force: boolean): void {
@@ -88,39 +96,41 @@ export class SettledFileWatch {
     }
   }
 
-  private watchFolder (folder: string, names: ReadonlySet<string>): void {
+  private watchFolder (folder: string, names: ReadonlySet<string>): FSWatcher | undefined {
     try {
       const watcher = watch(folder, (_event, filename) => {
         if (concernsFile(filename, names)) this.changed('file changed', false)
       })
       watcher.on('error', (err) => this.handlers.onWatchError(err.message))
-      this.watchers.set(folder, watcher)
+      return watcher
     } catch (err) {
       this.handlers.onWatchError((err as Error).message)
+      return undefined
     }
   }
 
-  /** Watches the real file's folder when the config is a symlink out of its own folder. */
+  /** Watches the real file's folder when the config is a symlink out of its own folder; follows the link when it changes. */
   private watchTarget (): void {
-    let real: string
+    let real: string | undefined
     try {
       real = realpathSync(this.file)
     } catch {
-      return
+      real = undefined
     }
     const own = dirname(this.file)
-    const folder = dirname(real)
-    const path = relative(own, folder)
-    const inside = path === '' || (path !== '..' && !path.startsWith(`..${sep}`) && !isAbsolute(path))
+    const path = real === undefined ? '' : relative(own, dirname(real))
     // A ConfigMap's target lies in a timestamped folder inside the config's own: `..data` covers it.
-    if (inside || this.watchers.has(folder)) return
-    for (const [watched, watcher] of this.watchers) {
-      if (watched !== own) {
-        watcher.close()
-        this.watchers.delete(watched)
-      }
-    }
-    this.watchFolder(folder, new Set([basename(real)]))
+    const outside = path === '..' || path.startsWith(`..${sep}`) || isAbsolute(path)
+    // A link to another file of the same folder: that name counts in the folder's events too.
+    if (this.ownTarget !== undefined) this.ownNames.delete(this.ownTarget)
+    this.ownTarget = real !== undefined && path === '' && basename(real) !== basename(this.file) ? basename(real) : undefined
+    if (this.ownTarget !== undefined) this.ownNames.add(this.ownTarget)
+    const wanted = outside ? real : undefined
+    if (wanted === this.target) return
+    this.targetWatcher?.close()
+    this.targetWatcher = undefined
+    this.target = wanted
+    if (wanted !== undefined) this.targetWatcher = this.watchFolder(dirname(wanted), new Set([basename(wanted)]))
   }
 
   private async pause (): Promise<void> {
