@@ -8,7 +8,7 @@ import { handleShutdownSignals } from './shutdown.js'
 import { reserveUploadChunkSpace } from './upload-memory.js'
 
 export const USAGE = `Usage: ollama-proxy [--config <file>]
-       ollama-proxy keys <command> ...   named keys in the config file (ollama-proxy keys --help)
+       ollama-proxy keys add|update|rotate|revoke|list ...   named keys in the config file (ollama-proxy keys --help)
        ollama-proxy usage [--since 7d|2026-12-01] [--until ...] [--by key,model,day]
                           [--format table|json|csv]   tokens and requests from the usage database
 

@@ -1,12 +1,12 @@
 // The first start of a user, through the real process: a terminal, the README's placeholders,
 // the config found from any folder.
 import assert from 'node:assert/strict'
-import { cpSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { stringify } from 'yaml'
-import { ConfigError, isPlaceholderToken, parseConfig } from '../plugins/config/config-loader.js'
+import { ConfigError, ConfigNotWritableError, isPlaceholderToken, loadConfig, parseConfig } from '../plugins/config/config-loader.js'
 import { startFakeOllama } from './fake-ollama.js'
 import { baseConfig, configFile, nodeArgs, ROOT, spawnProcess, TSX_LOADER } from './proxy-process.js'
 
@@ -106,4 +106,37 @@ test('started from another folder, the default config is the installation\'s, an
   assert.match(readFileSync(created, 'utf8'), /generate_tokens/)
   proxy.child.kill('SIGTERM')
   assert.equal((await proxy.exited).code, 0)
+})
+
+test('a config folder that cannot be made stops the first start with one line naming it and the fix', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-blocked-'))
+  writeFileSync(join(dir, 'config'), 'a file where the folder should be')
+  assert.throws(() => loadConfig({ createIfMissing: true, env: {}, defaultPath: join(dir, 'config/config.yaml') }), (err: unknown) => {
+    assert.ok(err instanceof ConfigNotWritableError)
+    assert.equal(err.message, `${join(dir, 'config')}: the config folder cannot be made, a file is in its way: create ${join(dir, 'config/config.yaml')} first (a copy of config/config.example.yaml with tokens of your own), or mount the folder writable`)
+    return true
+  })
+  const nested = join(dir, 'config', 'deeper', 'config.yaml')
+  assert.throws(() => loadConfig({ createIfMissing: true, env: {}, defaultPath: nested }), ConfigNotWritableError)
+})
+
+test('the installation\'s config folder blocked: the process exits 1 with that one line, no stack trace', async (t) => {
+  const install = mkdtempSync(join(tmpdir(), 'proxy-install-ro-'))
+  for (const part of ['src', 'plugins', 'routes', 'package.json', 'tsconfig.json']) cpSync(join(ROOT, part), join(install, part), { recursive: true })
+  symlinkSync(join(ROOT, 'node_modules'), join(install, 'node_modules'))
+  writeFileSync(join(install, 'config'), '')
+  const env = { ...process.env, OLLAMA_PROXY_CONFIG: '', HOST: '127.0.0.1', PORT: '0', OLLAMA_BASE_URL: 'http://127.0.0.1:1' }
+  const proxy = spawnProcess(t, process.execPath, ['--import', TSX_LOADER, join(install, 'src/server.ts')], { cwd: install, env })
+  const { code } = await proxy.exited
+  assert.equal(code, 1)
+  const output = proxy.output().trim()
+  assert.equal(output.split('\n').length, 1, output)
+  assert.match(output, new RegExp(`^ollama-proxy: ${join(install, 'config')}: the config folder cannot be made.*or mount the folder writable$`))
+})
+
+test('a config file the proxy cannot read is one line naming it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-unreadable-'))
+  const file = join(dir, 'config.yaml')
+  mkdirSync(file) // a folder where the file should be: reading it fails for any user
+  assert.throws(() => loadConfig({ path: file, env: {} }), (err: unknown) => err instanceof ConfigError && err.message === `${file}: the config file cannot be read (EISDIR)`)
 })

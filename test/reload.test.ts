@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { appendFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { stringify } from 'yaml'
+import { addNamedKey, openConfig, saveConfig } from '../plugins/config/config-editor.js'
+import { concernsFile } from '../plugins/config/config-file-watch.js'
 import { loadConfig, parseConfig } from '../plugins/config/config-loader.js'
 import { startFakeOllama } from './fake-ollama.js'
 import { startProxy, waitUntil } from './helper.js'
@@ -155,4 +158,96 @@ test('a reload refuses a named key sharing a secret; a token in two seed lists i
   assert.equal(pull.status, 200, 'the token has the rights of both lists')
   await pull.arrayBuffer()
   await waitUntil('the warning', () => proxy.logs.entries().some(e => e.msg === 'the same token is in two seed lists: it gets the rights of both' && e.level === 40))
+})
+
+test('only events on the config file count: its name, a ConfigMap ..data swap, or no name', () => {
+  const names = new Set(['config.yaml', '..data'])
+  const cases: Array<[string | null, boolean]> = [
+    ['config.yaml', true], ['..data', true], [null, true],
+    ['proxy.log', false], ['config.yaml.tmp', false], ['.config.yaml.123.ab.tmp', false], ['..data_tmp', false], ['..2026_11_30_10_05_00.000000002', false]
+  ]
+  for (const [filename, counts] of cases) assert.equal(concernsFile(filename, names), counts, String(filename))
+  assert.equal(concernsFile(Buffer.from('config.yaml'), names), true)
+})
+
+/**
+ * Appends to a log beside the config until `stop()` or a bound of writes, as `npm start >
+ * config/proxy.log` does under traffic. `writes` counts what was written so far.
+ */
+function busyLog (file: string): { writes: () => number, bound: number, stop: () => Promise<void> } {
+  const bound = 100_000
+  const state = { writes: 0, stopped: false }
+  const log = join(dirname(file), 'proxy.log')
+  const running = (async () => {
+    while (!state.stopped && state.writes < bound) {
+      await appendFile(log, `{"level":30,"msg":"request","n":${state.writes}}\n`)
+      state.writes++
+    }
+  })()
+  return { writes: () => state.writes, bound, stop: async () => { state.stopped = true; await running } }
+}
+
+test('a log written beside the config does not hold back a reload: the change applies while the log grows', async (t) => {
+  const { fake, file, proxy, status } = await setup(t, true)
+  const log = busyLog(file)
+  t.after(log.stop)
+  await waitUntil('the log to be written', () => log.writes() > 100)
+  const reloaded = once(proxy.app.configReloads, 'reloaded')
+  const started = performance.now()
+  writeFileSync(file, configText(fake.url, [{ name: 'new', key: NEW }]))
+  const [event] = await reloaded as [ConfigReloaded]
+  const elapsedMs = performance.now() - started
+  const writesAtReload = log.writes()
+  await log.stop()
+  assert.equal(event.reason, 'file changed')
+  assert.ok(writesAtReload < log.bound, `applied while the log was still being written (${writesAtReload} writes, ${Math.round(elapsedMs)} ms)`)
+  t.diagnostic(`applied ${Math.round(elapsedMs)} ms after the write, ${writesAtReload} log writes meanwhile`)
+  assert.equal(await status(NEW), 200)
+  assert.equal(await status(OLD), 401)
+})
+
+test('SIGHUP applies the settled file at once, however busy the folder', async (t) => {
+  const { proxy } = await setup(t, true)
+  const log = busyLog(proxy.app.config.file)
+  t.after(log.stop)
+  await waitUntil('the log to be written', () => log.writes() > 100)
+  const reloaded = once(proxy.app.configReloads, 'reloaded')
+  process.emit('SIGHUP', 'SIGHUP')
+  const [event] = await reloaded as [ConfigReloaded]
+  const writesAtReload = log.writes()
+  await log.stop()
+  assert.equal(event.reason, 'SIGHUP')
+  assert.ok(writesAtReload < log.bound, `applied while the log was still being written (${writesAtReload} writes)`)
+})
+
+for (const where of ['another folder', 'the same folder'] as const) {
+  test(`a config symlinked to a file in ${where}: an edit of the real file through the link is applied`, async (t) => {
+    const fake = await startFakeOllama()
+    t.after(async () => { await fake.close() })
+    const linkDir = mkdtempSync(join(tmpdir(), 'proxy-linked-'))
+    const real = join(where === 'the same folder' ? linkDir : mkdtempSync(join(tmpdir(), 'proxy-real-')), 'shared.yaml')
+    writeFileSync(real, configText(fake.url, [{ name: 'old', key: OLD }]))
+    const link = join(linkDir, 'config.yaml')
+    symlinkSync(real, link)
+    const proxy = await startProxy(t, loadConfig({ path: link, env: {} }), undefined, true)
+    const reloaded = once(proxy.app.configReloads, 'reloaded')
+    const editable = openConfig(link)
+    addNamedKey(editable, { name: 'new', scopes: ['generate'] }, NEW)
+    saveConfig(editable)
+    await reloaded
+    assert.ok(lstatSync(link).isSymbolicLink())
+    const response = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${NEW}` } })
+    assert.equal(response.status, 200)
+    await response.arrayBuffer()
+  })
+}
+
+test('a reload refusing a bad allowlist entry logs one line naming the file and the field', async (t) => {
+  const { fake, file, proxy, status } = await setup(t)
+  writeFileSync(file, configText(fake.url, [{ name: 'old', key: OLD, models: ['Llama 3.2'] }]))
+  const failed = once(proxy.app.configReloads, 'reload-failed')
+  assert.equal(proxy.app.reloadConfig('test'), false)
+  const [event] = await failed as [ConfigReloadFailed]
+  assert.equal(event.error, `${file}: auth.keys.0.models.0: allowlist entry "Llama 3.2" is not a model name Ollama accepts`)
+  assert.equal(await status(OLD), 200, 'the previous config stays')
 })

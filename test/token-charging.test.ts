@@ -138,7 +138,7 @@ test('a spent window refuses the next request up front; streams without counts s
 test('refuseWhenTokensSpent reads only the window: below the limit passes, at it refuses with 429', async () => {
   const windows = new MemoryWindows()
   const now = 120_000 + 15_000
-  const key = (tokensPerMinute: number | null) => ({ name: 'app', limits: { requestsPerMinute: null, tokensPerMinute, concurrent: null } })
+  const key = (tokensPerMinute: number | null) => ({ name: 'app', limits: { requestsPerMinute: null, tokensPerMinute, concurrent: null, tokensPerDay: null, tokensPerMonth: null, requestsPerDay: null, queued: null } })
   await refuseWhenTokensSpent(windows, key(10), now)
   windows.incr(tokensKey('app'), 9, now)
   await refuseWhenTokensSpent(windows, key(10), now)

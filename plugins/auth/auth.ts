@@ -4,7 +4,7 @@ import { sendError } from '../http/error-shapes.js'
 import { identify, KeyRing, type Identification } from './keys.js'
 import { namedHost } from './named-host.js'
 
-const CREDENTIAL_ERRORS: Record<Extract<Identification, { error: string }>['error'], string> = {
+const CREDENTIAL_ERRORS: Record<Exclude<Extract<Identification, { error: string }>['error'], 'expired'>, string> = {
   missing: 'missing API key: send "Authorization: Bearer <key>"',
   invalid: 'invalid API key',
   ambiguous: 'two different API keys were sent (Authorization and x-api-key): send one'
@@ -23,7 +23,7 @@ declare module 'fastify' {
  * before any body is read, so a wrong key never costs an upload.
  */
 export default fp(async function authPlugin (fastify) {
-  fastify.decorate('keyRing', new KeyRing(fastify.config.auth))
+  fastify.decorate('keyRing', new KeyRing(fastify.config.auth, { clock: fastify.clock }))
   const hostNames = new Set(fastify.config.service.upstreams.map(u => u.name))
 
   fastify.addHook('onRequest', function checkKey (request: FastifyRequest, reply: FastifyReply, done) {
@@ -35,7 +35,8 @@ export default fp(async function authPlugin (fastify) {
     }
     const identified = identify(this.keyRing, request.headers)
     if ('error' in identified) {
-      sendError(request, reply, identified.error === 'ambiguous' ? 400 : 401, CREDENTIAL_ERRORS[identified.error])
+      const message = identified.error === 'expired' ? `this key expired at ${new Date(identified.expiredAt).toISOString()}` : CREDENTIAL_ERRORS[identified.error]
+      sendError(request, reply, identified.error === 'ambiguous' ? 400 : 401, message)
       return
     }
     const key = identified.key

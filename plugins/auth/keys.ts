@@ -1,19 +1,14 @@
 import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { KeyScope, NamedKeyConfig } from '../config/config-schema.js'
-import { secretDigest, type ProxyConfig } from '../config/config-loader.js'
+import type { KeyScope } from '../config/config-schema.js'
+import type { KeyCaps, KeyLimits, NamedKeySettings, ProxyConfig } from '../config/proxy-config.js'
+import { secretSha256Hex } from '../config/token-rules.js'
 import { compilePattern, type ModelPattern } from './model-names.js'
 
-/** What a route demands; 'public' routes need no key at all. */
-export type Access = 'public' | KeyScope | 'metrics'
+export type { KeyCaps, KeyLimits } from '../config/proxy-config.js'
 
-export interface KeyLimits {
-  requestsPerMinute: number | null
-  tokensPerMinute: number | null
-  concurrent: number | null
-  /** Requests the key may have waiting for a host slot; null = only the shared queue_size. */
-  queued: number | null
-}
+/** What a route demands; 'public' routes need no key at all. */
+export type Access = 'public' | KeyScope
 
 export interface ApiKey {
   /** Shown in logs and metrics instead of the key. */
@@ -25,16 +20,22 @@ export interface ApiKey {
   scopes: ReadonlySet<Access>
   /** Model allowlist, or null for every model. */
   models: readonly ModelPattern[] | null
+  /** Requests and tokens (prompt + completion) per window, at once, and waiting; null where unlimited. */
   limits: KeyLimits
-  /** Share of a busy host's slots while several keys wait (1 for seed tokens). */
+  /** What one request may ask of the GPU (num_ctx, keep_alive, unload). */
+  caps: KeyCaps
+  /** ms since the epoch from which the key is refused ({@link identify} says 'expired'), or null. */
+  expiresAt: number | null
+  /** Share of a host's slots while keys wait for it; positive integer, 1 unless configured. */
   weight: number
+  /** SHA-256 of the key's current secret. */
   digest: Buffer
 }
 
 /**
  * A key that may chat with a model or manage models may also see them: Open WebUI and Ollama's
  * clients call /api/tags, /api/show and /api/version before they chat. What it sees is still
- * filtered by its model allowlist.
+ * filtered by its model allowlist. Nothing implies metrics, usage:read or keys:admin.
  */
 const IMPLIED_SCOPES: Partial<Record<Access, Access[]>> = {
   generate: ['models:read'],
@@ -48,96 +49,138 @@ export function effectiveScopes (configured: readonly Access[]): Set<Access> {
 
 const SEED_GENERATE_SCOPES: Access[] = ['generate', 'models:read']
 const SEED_MODEL_SCOPES: Access[] = ['models:read', 'models:admin', 'metrics']
-const NO_LIMITS: KeyLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrent: null, queued: null }
+const NO_LIMITS: KeyLimits = { requestsPerMinute: null, tokensPerMinute: null, concurrent: null, tokensPerDay: null, tokensPerMonth: null, requestsPerDay: null, queued: null }
+const NO_CAPS: KeyCaps = { numCtx: null, keepAliveSeconds: null, unload: true }
 
+/** SHA-256 of a presented token, as 32 bytes. */
 export function sha256 (value: string): Buffer {
   return hash('sha256', value, 'buffer')
 }
 
-/** Config entries are plaintext or "sha256:<hex>", so the file need not hold the secret itself. */
-function digestOf (configured: string): Buffer {
-  return Buffer.from(secretDigest(configured), 'hex')
+/** The 32-byte SHA-256 a config entry stands for (plaintext or "sha256:<hex>"), so the file need not hold the secret itself. */
+function configuredDigestBytes (configured: string): Buffer {
+  return Buffer.from(secretSha256Hex(configured), 'hex')
+}
+
+/** One secret the ring accepts: a key's current one, or a previous one valid until `validUntil` (ms). */
+interface Secret {
+  key: ApiKey
+  digest: Buffer
+  validUntil: number | null
+}
+
+/** What a presented token is: a key in force, a key past its `expiresAt`, or nothing (undefined). */
+export type Lookup = { key: ApiKey } | { expired: ApiKey }
+
+export interface KeyRingOptions {
+  /** The current time in ms since the epoch, read at each lookup; Date.now unless given (tests). */
+  clock?: () => number
 }
 
 /**
  * The set of valid keys. Lookup hashes the presented token once and compares digests in
  * constant time; the map is keyed by digest, so the secret itself never steers a comparison.
+ * Expiry is read against the clock at each lookup, so a key expires on time without a reload.
  */
 export class KeyRing {
-  private byDigest = new Map<string, ApiKey>()
+  private bySecret = new Map<string, Secret>()
+  private all: ApiKey[] = []
+  /** The current time in ms since the epoch. */
+  readonly clock: () => number
 
-  constructor (auth: ProxyConfig['auth']) {
+  /** @throws Error when a named key shares a secret with another entry (the config loader refuses this first, naming the fields). */
+  constructor (auth: ProxyConfig['auth'], options: KeyRingOptions = {}) {
+    this.clock = options.clock ?? Date.now
     this.load(auth)
   }
 
   /** Swaps in a whole new set of keys at once; requests in flight keep the key they matched. */
   load (auth: ProxyConfig['auth']): void {
-    const previous = this.byDigest
-    this.byDigest = new Map()
+    const previous = this.bySecret
+    this.bySecret = new Map()
     try {
-      auth.generateTokens.forEach(t => this.add(t, 'generate', SEED_GENERATE_SCOPES))
-      auth.modelTokens.forEach(t => this.add(t, 'models', SEED_MODEL_SCOPES))
-      auth.metricsTokens.forEach(t => this.add(t, 'metrics', ['metrics']))
+      auth.generateTokens.forEach(t => this.addSeed(t, 'generate', SEED_GENERATE_SCOPES))
+      auth.modelTokens.forEach(t => this.addSeed(t, 'models', SEED_MODEL_SCOPES))
+      auth.metricsTokens.forEach(t => this.addSeed(t, 'metrics', ['metrics']))
       auth.keys.forEach(k => this.addNamed(k))
     } catch (err) {
-      this.byDigest = previous
+      this.bySecret = previous
       throw err
     }
+    this.all = [...new Set([...this.bySecret.values()].map(secret => secret.key))]
   }
 
+  /** Number of keys (a rotated key's previous secrets count with it). */
   get size (): number {
-    return this.byDigest.size
+    return this.all.length
   }
 
+  /** Every key, each once. */
   get keys (): ApiKey[] {
-    return [...this.byDigest.values()]
+    return [...this.all]
   }
 
-  find (token: string): ApiKey | undefined {
+  /**
+   * What `token` is at `now` (ms): `{ key }` for a key in force, `{ expired }` for a key past its
+   * expiresAt, undefined for an unknown token or a previous secret past its grace.
+   */
+  lookup (token: string, now = this.clock()): Lookup | undefined {
     const digest = sha256(token)
-    const key = this.byDigest.get(digest.toString('hex'))
-    return key !== undefined && timingSafeEqual(key.digest, digest) ? key : undefined
+    const secret = this.bySecret.get(digest.toString('hex'))
+    if (secret === undefined || !timingSafeEqual(secret.digest, digest)) return undefined
+    if (secret.validUntil !== null && now >= secret.validUntil) return undefined
+    const { key } = secret
+    return key.expiresAt !== null && now >= key.expiresAt ? { expired: key } : { key }
   }
 
-  private add (configured: string, kind: 'generate' | 'models' | 'metrics', scopes: Access[]): void {
-    const digest = digestOf(configured)
-    const id = digest.toString('hex').slice(0, 8)
-    this.store({ name: `${kind}-${id}`, id, kind, scopes: new Set(scopes), models: null, limits: NO_LIMITS, weight: 1, digest })
+  /** The key `token` stands for at `now` (ms), or undefined when it is unknown or expired. */
+  find (token: string, now = this.clock()): ApiKey | undefined {
+    const found = this.lookup(token, now)
+    return found !== undefined && 'key' in found ? found.key : undefined
   }
 
-  private addNamed (config: NamedKeyConfig): void {
-    const digest = digestOf(config.key)
-    this.store({
+  private addSeed (configured: string, kind: 'generate' | 'models' | 'metrics', scopes: Access[]): void {
+    const digest = configuredDigestBytes(configured)
+    const hex = digest.toString('hex')
+    const existing = this.bySecret.get(hex)
+    if (existing !== undefined) {
+      this.refuseShared(existing.key.name, `${kind}-${hex.slice(0, 8)}`, existing.key.kind === 'named')
+      // The same secret in two seed lists: the seed's way of granting both lists' rights.
+      existing.key = { ...existing.key, scopes: new Set([...existing.key.scopes, ...scopes]) }
+      return
+    }
+    const id = hex.slice(0, 8)
+    const key: ApiKey = { name: `${kind}-${id}`, id, kind, scopes: new Set(scopes), models: null, limits: NO_LIMITS, caps: NO_CAPS, expiresAt: null, weight: 1, digest }
+    this.bySecret.set(hex, { key, digest, validUntil: null })
+  }
+
+  private addNamed (config: NamedKeySettings): void {
+    const digest = configuredDigestBytes(config.key)
+    const current = this.bySecret.get(digest.toString('hex'))
+    if (current !== undefined) this.refuseShared(current.key.name, config.name, true)
+    const secrets = [{ digest, validUntil: null }, ...config.previousKeys.map(p => ({ digest: configuredDigestBytes(p.key), validUntil: p.expiresAt }))]
+    for (const secret of secrets.slice(1)) {
+      const existing = this.bySecret.get(secret.digest.toString('hex'))
+      if (existing !== undefined) this.refuseShared(existing.key.name, config.name, true)
+    }
+    const key: ApiKey = {
       name: config.name,
       id: digest.toString('hex').slice(0, 8),
       kind: 'named',
       scopes: effectiveScopes(config.scopes),
       models: config.models?.map(compilePattern) ?? null,
-      limits: {
-        requestsPerMinute: config.limits?.requests_per_minute ?? null,
-        tokensPerMinute: config.limits?.tokens_per_minute ?? null,
-        concurrent: config.limits?.concurrent ?? null,
-        queued: null
-      },
-      weight: 1,
+      limits: { ...config.limits },
+      caps: { ...config.caps },
+      expiresAt: config.expiresAt,
+      weight: config.weight,
       digest
-    })
+    }
+    for (const secret of secrets) this.bySecret.set(secret.digest.toString('hex'), { key, ...secret })
   }
 
-  private store (key: ApiKey): void {
-    const hex = key.digest.toString('hex')
-    const existing = this.byDigest.get(hex)
-    if (existing !== undefined) {
-      // A named key's allowlist and limits would be lost in a merge; the config loader refuses
-      // this first, with field names.
-      if (existing.kind === 'named' || key.kind === 'named') {
-        throw new Error(`keys "${existing.name}" and "${key.name}" hold the same secret`)
-      }
-      // The same secret in two seed lists: the seed's way of granting both lists' rights.
-      this.byDigest.set(hex, { ...existing, scopes: new Set([...existing.scopes, ...key.scopes]) })
-      return
-    }
-    this.byDigest.set(hex, key)
+  /** A named key's allowlist and limits would be lost in a merge. */
+  private refuseShared (first: string, second: string, named: boolean): void {
+    if (named) throw new Error(`keys "${first}" and "${second}" hold the same secret`)
   }
 }
 
@@ -148,7 +191,7 @@ const SCHEME = /^(bearer|basic)\s+/i
  * in any case of Bearer, the seed's bare `<key>`, or HTTP Basic with the key as the password, or
  * as the user name when the password is empty: `curl -u key:`) and from `x-api-key`. Clients may
  * send two (Claude Code: Ollama's placeholder `ollama` as Bearer, the real key as x-api-key);
- * {@link KeyRing.identify} decides which one counts.
+ * {@link identify} decides which one counts.
  */
 export function presentedTokens (headers: IncomingHttpHeaders): string[] {
   const tokens: string[] = []
@@ -179,20 +222,31 @@ function basicKey (encoded: string): string | undefined {
 export type Identification =
   | { key: ApiKey }
   | { error: 'missing' | 'invalid' | 'ambiguous' }
+  /** A known key past its expiry: answer 401 saying when (`expiredAt`, ms since the epoch), never echoing the key. */
+  | { error: 'expired', name: string, expiredAt: number }
 
 /**
- * Which key a request carries: the one presented token that is a valid key. 'missing' when no
- * token was sent, 'invalid' when none is valid, 'ambiguous' when two different valid keys were.
+ * Which key a request carries at `now` (ms; the ring's clock unless given): the one presented
+ * token that is a valid key. 'missing' when no token was sent, 'ambiguous' when two different
+ * valid keys were, 'expired' when none is valid but one is a key past its expiresAt, 'invalid'
+ * otherwise (a previous secret past its grace included).
  */
-export function identify (ring: KeyRing, headers: IncomingHttpHeaders): Identification {
+export function identify (ring: KeyRing, headers: IncomingHttpHeaders, now = ring.clock()): Identification {
   const tokens = presentedTokens(headers)
   if (tokens.length === 0) return { error: 'missing' }
   let found: ApiKey | undefined
+  let expired: ApiKey | undefined
   for (const token of tokens) {
-    const key = ring.find(token)
-    if (key === undefined) continue
-    if (found !== undefined && found !== key) return { error: 'ambiguous' }
-    found = key
+    const result = ring.lookup(token, now)
+    if (result === undefined) continue
+    if ('expired' in result) {
+      expired ??= result.expired
+      continue
+    }
+    if (found !== undefined && found !== result.key) return { error: 'ambiguous' }
+    found = result.key
   }
-  return found === undefined ? { error: 'invalid' } : { key: found }
+  if (found !== undefined) return { key: found }
+  if (expired?.expiresAt != null) return { error: 'expired', name: expired.name, expiredAt: expired.expiresAt }
+  return { error: 'invalid' }
 }

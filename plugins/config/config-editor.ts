@@ -1,31 +1,57 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { existsSync } from 'node:fs'
 import { isMap, isSeq, parseDocument, type Document, type YAMLMap, type YAMLSeq } from 'yaml'
-import { ConfigError, parseConfig, type ProxyConfig } from './config-loader.js'
-import { NamedKey, Scope, type KeyScope, type NamedKeyConfig } from './config-schema.js'
+import { ConfigError } from './config-errors.js'
+import { parseConfig, readConfigText } from './config-loader.js'
+import { KeyName, Scope, type KeyCapsConfig, type KeyLimitsConfig, type KeyScope } from './config-schema.js'
+import { expiryFromIso, isoTime } from './iso-times.js'
+import type { ProxyConfig } from './proxy-config.js'
+import { secretSha256Hex } from './token-rules.js'
+import { applyEdits, entryLines, flowLiteral, mapEdits, newlineBefore, afterLine, lineStart, rangeOf, removeItemEdits, type FieldChange, type TextEdit } from './yaml-text-edits.js'
 
 /** Every scope a named key may have, in the schema's order. */
 export const SCOPES: readonly KeyScope[] = (Scope.anyOf as Array<{ const: KeyScope }>).map(s => s.const)
-const NAME_PATTERN = new RegExp((NamedKey.properties.name as { pattern?: string }).pattern ?? '')
+const NAME_PATTERN = new RegExp((KeyName as { pattern?: string }).pattern ?? '')
 
+/** A key's limits as the file writes them; null (in changes) removes one. */
+export type LimitChanges = { [K in keyof KeyLimitsConfig]?: number | null }
+/** A key's caps as the file writes them; null (in changes) removes one. */
+export type CapChanges = { [K in keyof KeyCapsConfig]?: KeyCapsConfig[K] | null }
+
+/** A key to mint, in the file's (and the key API's) field names; validated as the file would be. */
 export interface NewKey {
   name: string
   scopes: KeyScope[]
   models?: string[]
-  limits?: NonNullable<NamedKeyConfig['limits']>
+  limits?: KeyLimitsConfig
+  caps?: KeyCapsConfig
+  /** ISO 8601 date or date and time; must lie in the future. */
+  expires_at?: string
+  weight?: number
+}
+
+/** Changes to an existing key; absent fields stay, null removes a field (weight back to 1, every model, no expiry). */
+export interface KeyChanges {
+  scopes?: KeyScope[]
+  models?: string[] | null
+  /** Merged limit by limit. */
+  limits?: LimitChanges
+  /** Merged cap by cap. */
+  caps?: CapChanges
+  expires_at?: string | null
+  weight?: number | null
 }
 
 /**
- * A config file opened for editing. Edits splice the original text where the YAML document says
- * the keys list is, so every other line (comments, alignment, quoting) stays byte for byte;
- * shapes it cannot splice (a flow-style `keys: [{...}]`) are edited through the document instead.
+ * A config file opened for editing. Edits splice `text` where the YAML document says the keys
+ * are (yaml-text-edits.ts), so every other byte stays; `config` is `text` as the proxy reads it.
  */
 export interface EditableConfig {
   file: string
+  /** The file's text when opened: saveConfig refuses to overwrite a file changed since. */
+  original: string
   text: string
   document: Document
-  /** the file as the proxy reads it (validated), before the edit */
   config: ProxyConfig
 }
 
@@ -36,12 +62,11 @@ export interface EditableConfig {
  */
 export function openConfig (file: string): EditableConfig {
   if (!existsSync(file)) {
-    throw new ConfigError(`${file}: no config file there; start the proxy once to create one, or name another with --config`)
+    throw new ConfigError(`${file}: no config file there; start the proxy once to create one, or name another with --config`, { file })
   }
-  const text = readFileSync(file, 'utf8')
+  const text = readConfigText(file)
   const config = parseConfig(text, file, {}, { requireToken: false })
-  const document = parseDocument(text)
-  return { file, text, document, config }
+  return { file, original: text, text, document: parseDocument(text), config }
 }
 
 /** A fresh key: 32 random bytes, base64url, with a prefix that makes it recognisable in a leak scan. */
@@ -49,144 +74,184 @@ export function generateKey (): string {
   return `olp_${randomBytes(32).toString('base64url')}`
 }
 
-/** The form the config stores instead of the key: `sha256:<64 hex>` (see plugins/auth/keys.ts). */
-export function digestOf (key: string): string {
+/** The config entry that stands for `key` without holding it: "sha256:<64 hex>" (see plugins/auth/keys.ts). */
+export function sha256Entry (key: string): string {
   return `sha256:${createHash('sha256').update(key).digest('hex')}`
 }
 
+/** Commits `text` when the loader accepts it (a file without any token included); else throws its ConfigError and keeps the editable as it was. */
+function commit (editable: EditableConfig, text: string): void {
+  const config = parseConfig(text, editable.file, {}, { requireToken: false })
+  editable.text = text
+  editable.document = parseDocument(text)
+  editable.config = config
+}
+
+function keysList (editable: EditableConfig): YAMLSeq | undefined {
+  const keys = editable.document.getIn(['auth', 'keys'], true)
+  return isSeq(keys) ? keys : undefined
+}
+
+function entryOf (editable: EditableConfig, name: string): { index: number, entry: YAMLMap, keys: YAMLSeq } {
+  const keys = keysList(editable)
+  const index = keys?.items.findIndex(item => isMap(item) && item.get('name') === name) ?? -1
+  if (keys === undefined || index < 0) {
+    throw new ConfigError(`${editable.file}: no key named "${name}" (see: ollama-proxy keys list)`, { file: editable.file, field: 'name' })
+  }
+  return { index, entry: keys.items[index] as YAMLMap, keys }
+}
+
 /**
- * Appends a named key (stored as the digest of `key`) to auth.keys, creating the list when the
- * file has none. Throws ConfigError when the name is invalid or already taken.
+ * Appends a named key, stored as the digest of `key`, to auth.keys (creating the list when the
+ * file has none). Throws ConfigError naming the field: an invalid or taken name, an expiry in the
+ * past, or anything the loader refuses in the new entry (`auth.keys.<n>.<field>`).
  */
-export function addNamedKey (editable: EditableConfig, spec: NewKey, key: string): void {
-  if (!NAME_PATTERN.test(spec.name)) {
-    throw new ConfigError(`"${spec.name}" is not a valid key name: use up to 64 letters, digits, dot, dash or underscore, starting with a letter or digit`)
+export function addNamedKey (editable: EditableConfig, spec: NewKey, key: string, now = Date.now()): void {
+  const { file } = editable
+  if (typeof spec.name !== 'string' || !NAME_PATTERN.test(spec.name)) {
+    throw new ConfigError(`"${String(spec.name)}" is not a valid key name: use up to 64 letters, digits, dot, dash or underscore, starting with a letter or digit`, { file, field: 'name' })
   }
   if (editable.config.auth.keys.some(k => k.name === spec.name)) {
-    throw new ConfigError(`${editable.file}: a key named "${spec.name}" exists already; revoke it first or choose another name`)
+    throw new ConfigError(`${file}: a key named "${spec.name}" exists already; revoke it first or choose another name`, { file, field: 'name' })
   }
-  const entry: Record<string, unknown> = { name: spec.name, key: digestOf(key), scopes: spec.scopes }
+  const entry: Record<string, unknown> = { name: spec.name, key: sha256Entry(key), scopes: spec.scopes }
   if (spec.models !== undefined && spec.models.length > 0) entry.models = spec.models
   if (spec.limits !== undefined && Object.keys(spec.limits).length > 0) entry.limits = spec.limits
-  const spliced = spliceNewKey(editable, entry)
-  if (spliced !== undefined) {
-    editable.text = spliced
-    return
+  if (spec.caps !== undefined && Object.keys(spec.caps).length > 0) entry.caps = spec.caps
+  if (spec.expires_at !== undefined) entry.expires_at = spec.expires_at
+  if (spec.weight !== undefined) entry.weight = spec.weight
+  const expiresAt = typeof spec.expires_at === 'string' ? expiryFromIso(spec.expires_at) : undefined
+  if (expiresAt !== undefined && expiresAt <= now) {
+    const field = `auth.keys.${editable.config.auth.keys.length}.expires_at`
+    throw new ConfigError(`${file}: ${field}: ${spec.expires_at ?? ''} is in the past; a new key must expire later`, { file, field })
   }
-  const { document } = editable
-  const node = document.createNode(entry) as YAMLMap
-  for (const name of ['scopes', 'models', 'limits']) {
-    const child = node.get(name, true)
-    if (isSeq(child) || isMap(child)) child.flow = true
-  }
-  const keys = document.getIn(['auth', 'keys'], true)
-  if (isSeq(keys)) keys.add(node)
-  else document.setIn(['auth', 'keys'], document.createNode([node]) as YAMLSeq)
-  editable.text = document.toString()
+  commit(editable, spliceNewKey(editable, entry) ?? documentWithNewKey(editable, entry))
 }
 
-/** The entry as block YAML lines, every value a JSON literal (valid YAML), `-` at `indent`. */
-function entryLines (entry: Record<string, unknown>, indent: number): string {
-  const pad = ' '.repeat(indent)
-  const flow = (value: unknown): string => typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? `{ ${Object.entries(value).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')} }`
-    : Array.isArray(value) ? `[${value.map(v => JSON.stringify(v)).join(', ')}]` : JSON.stringify(value)
-  return Object.entries(entry).map(([k, v], i) => `${pad}${i === 0 ? '- ' : '  '}${k}: ${flow(v)}\n`).join('')
-}
-
-function lineStart (text: string, offset: number): number {
-  return text.lastIndexOf('\n', offset - 1) + 1
-}
-
-/** Offset just past the newline ending the line that holds `offset - 1` (the end of a node). */
-function afterLine (text: string, end: number): number {
-  const newline = text.indexOf('\n', Math.max(0, end - 1))
-  return newline < 0 ? text.length : newline + 1
-}
-
-function withNewline (text: string, at: number): string {
-  return at === text.length && !text.endsWith('\n') && text.length > 0 ? '\n' : ''
-}
-
-/** The original text with the entry added to a block-style auth.keys, or undefined when it cannot be spliced. */
+/** The text with the entry added to a block-style auth.keys (or a flow one), or undefined for shapes edited through the document. */
 function spliceNewKey ({ text, document }: EditableConfig, entry: Record<string, unknown>): string | undefined {
   const auth = document.get('auth', true)
-  if (!isMap(auth) || auth.flow === true || auth.range == null || auth.items.length === 0) return undefined
-  const firstKey = auth.items[0].key as { range?: [number, number, number] } | null
-  if (firstKey?.range == null) return undefined
-  const pairIndent = firstKey.range[0] - lineStart(text, firstKey.range[0])
+  if (!isMap(auth) || auth.flow === true || auth.items.length === 0) return undefined
+  const authAt = rangeOf(auth)
+  const firstKey = rangeOf(auth.items[0].key)
+  if (authAt === undefined || firstKey === undefined) return undefined
+  const pairIndent = firstKey[0] - lineStart(text, firstKey[0])
   const pair = auth.items.find(item => (item.key as { value?: unknown } | null)?.value === 'keys')
   const keys = pair?.value
   if (pair === undefined) {
-    const at = afterLine(text, auth.range[1])
-    return text.slice(0, at) + withNewline(text, at) + `${' '.repeat(pairIndent)}keys:\n` + entryLines(entry, pairIndent + 2) + text.slice(at)
+    const at = afterLine(text, authAt[1])
+    return applyEdits(text, [{ start: at, end: at, text: newlineBefore(text, at) + `${' '.repeat(pairIndent)}keys:\n` + entryLines(entry, pairIndent + 2) }])
   }
-  if (isSeq(keys) && keys.flow !== true && keys.items.length > 0) {
-    const first = keys.items[0] as { range?: [number, number, number] }
-    const last = keys.items[keys.items.length - 1] as { range?: [number, number, number] }
-    if (first.range == null || last.range == null) return undefined
-    const dash = text.lastIndexOf('-', first.range[0])
-    const at = afterLine(text, last.range[1])
-    return text.slice(0, at) + withNewline(text, at) + entryLines(entry, dash - lineStart(text, dash)) + text.slice(at)
+  if (isSeq(keys) && keys.items.length > 0) {
+    const first = rangeOf(keys.items[0])
+    const last = rangeOf(keys.items[keys.items.length - 1])
+    if (first === undefined || last === undefined) return undefined
+    if (keys.flow === true) return applyEdits(text, [{ start: last[1], end: last[1], text: `, ${flowLiteral(entry)}` }])
+    const dash = text.lastIndexOf('-', first[0])
+    const at = afterLine(text, last[1])
+    return applyEdits(text, [{ start: at, end: at, text: newlineBefore(text, at) + entryLines(entry, dash - lineStart(text, dash)) }])
   }
   // `keys:` empty or `keys: []`: the pair's lines become a block list.
-  const emptyList = keys === null || keys === undefined || (isSeq(keys) && keys.items.length === 0)
-  const keyRange = (pair.key as { range?: [number, number, number] } | null)?.range
-  if (!emptyList || keyRange == null) return undefined
-  const end = (keys as { range?: [number, number, number] } | null)?.range?.[1] ?? keyRange[1]
-  const at = afterLine(text, end)
-  return text.slice(0, keyRange[0]) + 'keys:\n' + entryLines(entry, pairIndent + 2) + text.slice(at)
+  const keyAt = rangeOf(pair.key)
+  if (!(keys === null || keys === undefined || (isSeq(keys) && keys.items.length === 0)) || keyAt === undefined) return undefined
+  const end = rangeOf(keys)?.[1] ?? keyAt[1]
+  return applyEdits(text, [{ start: keyAt[0], end: afterLine(text, end), text: 'keys:\n' + entryLines(entry, pairIndent + 2) }])
 }
 
-/** Removes the named key from auth.keys. Throws ConfigError when there is no key of that name. */
-export function removeNamedKey (editable: EditableConfig, name: string): void {
-  const keys = editable.document.getIn(['auth', 'keys'], true)
-  const index = isSeq(keys) ? keys.items.findIndex(item => isMap(item) && item.get('name') === name) : -1
-  if (!isSeq(keys) || index < 0) {
-    throw new ConfigError(`${editable.file}: no key named "${name}" (see: ollama-proxy keys list)`)
+function documentWithNewKey ({ document }: EditableConfig, entry: Record<string, unknown>): string {
+  const copy = document.clone()
+  const node = copy.createNode(entry) as YAMLMap
+  for (const name of ['scopes', 'models', 'limits', 'caps']) {
+    const child = node.get(name, true)
+    if (isSeq(child) || isMap(child)) child.flow = true
   }
-  const { text } = editable
-  const item = keys.items[index] as { range?: [number, number, number] }
-  if (keys.flow !== true && item.range != null && keys.items.length > 1) {
-    const dash = text.lastIndexOf('-', item.range[0])
-    editable.text = text.slice(0, lineStart(text, dash)) + text.slice(afterLine(text, item.range[1]))
-    return
-  }
-  const auth = editable.document.get('auth', true)
-  const pair = isMap(auth) ? auth.items.find(p => (p.key as { value?: unknown } | null)?.value === 'keys') : undefined
-  const keyRange = (pair?.key as { range?: [number, number, number] } | null | undefined)?.range
-  if (keys.flow !== true && item.range != null && keyRange != null) {
-    // The last key: an empty list stays valid (a bare `keys:` would be null).
-    editable.text = text.slice(0, keyRange[0]) + 'keys: []\n' + text.slice(afterLine(text, item.range[1]))
-    return
-  }
-  keys.delete(index)
-  editable.text = editable.document.toString()
+  const keys = copy.getIn(['auth', 'keys'], true)
+  if (isSeq(keys)) keys.add(node)
+  else copy.setIn(['auth', 'keys'], copy.createNode([node]) as YAMLSeq)
+  return copy.toString()
 }
 
 /**
- * Writes the edited document back, after checking the proxy would accept it: to a temporary
- * file in the same folder with the original's mode, flushed, then renamed over the original, so
- * a reader (live reload) sees the old file or the new one, never half of one.
+ * Removes the named key from auth.keys; aliases elsewhere into its entry keep their values.
+ * Throws ConfigError when there is no key of that name.
  */
-export function saveConfig (editable: EditableConfig): void {
-  const { file, text } = editable
-  parseConfig(text, file)
-  const mode = statSync(file).mode & 0o777
-  const temporary = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  try {
-    const fd = openSync(temporary, 'wx', mode)
-    try {
-      writeSync(fd, text)
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    // openSync's mode is reduced by the umask; the original's mode is what the owner chose.
-    chmodSync(temporary, mode)
-    renameSync(temporary, file)
-  } catch (err) {
-    rmSync(temporary, { force: true })
-    throw new ConfigError(`${file}: cannot write: ${(err as Error).message}`)
-  }
+export function removeNamedKey (editable: EditableConfig, name: string): void {
+  const { index, keys } = entryOf(editable, name)
+  const { text, document } = editable
+  const auth = document.get('auth', true) as YAMLMap
+  const pair = auth.items.find(p => (p.key as { value?: unknown } | null)?.value === 'keys')
+  const keyAt = rangeOf(pair?.key)
+  const listAt = rangeOf(keys)
+  if (keyAt === undefined || listAt === undefined) throw new ConfigError(`${editable.file}: auth.keys: cannot be edited in place`, { file: editable.file, field: 'auth.keys' })
+  // The last key: an empty list stays valid (a bare `keys:` would be null).
+  const emptyList: TextEdit = keys.flow === true
+    ? { start: listAt[0], end: listAt[1], text: '[]' }
+    : { start: keyAt[0], end: afterLine(text, listAt[1]), text: 'keys: []\n' }
+  commit(editable, applyEdits(text, removeItemEdits(document, text, keys, index, emptyList)))
 }
+
+/** The previous_keys change that drops those expired at `now` and adds `extra`; undefined when nothing changes. */
+function previousKeysChange (editable: EditableConfig, index: number, now: number, extra?: { key: string, expires_at: string }): FieldChange | undefined {
+  const settings = editable.config.auth.keys[index]
+  const entry = (editable.document.getIn(['auth', 'keys', index], true) as YAMLMap).toJS(editable.document) as { previous_keys?: Array<{ key: string, expires_at: string }> }
+  const written = entry.previous_keys ?? []
+  const kept = written.filter((_, j) => settings.previousKeys[j].expiresAt > now)
+  if (extra !== undefined) kept.push(extra)
+  if (kept.length === written.length && extra === undefined) return undefined
+  return kept.length === 0 ? { remove: true } : { set: kept }
+}
+
+/**
+ * Replaces the named key's secret with `key` (its digest is stored). With `graceMs` > 0 the old
+ * secret stays valid as the same key until now + graceMs, kept as a digest under previous_keys;
+ * without, it stops at once. Previous keys already expired are dropped. Returns when the old
+ * secret stops (ms since the epoch). Throws ConfigError for an unknown name.
+ */
+export function rotateNamedKey (editable: EditableConfig, name: string, key: string, graceMs = 0, now = Date.now()): { previousValidUntil: number } {
+  const { index, entry } = entryOf(editable, name)
+  const old = editable.config.auth.keys[index]
+  const changes = new Map<string, FieldChange>([['key', { set: sha256Entry(key) }]])
+  const until = now + Math.max(0, graceMs)
+  const previous = previousKeysChange(editable, index, now, graceMs > 0 ? { key: `sha256:${secretSha256Hex(old.key)}`, expires_at: isoTime(until) } : undefined)
+  if (previous !== undefined) changes.set('previous_keys', previous)
+  commit(editable, applyEdits(editable.text, mapEdits(editable.document, editable.text, entry, changes)))
+  return { previousValidUntil: graceMs > 0 ? until : now }
+}
+
+function subChanges (changes: Record<string, unknown>): Map<string, FieldChange> {
+  return new Map(Object.entries(changes).filter(([, v]) => v !== undefined).map(([k, v]) => [k, v === null ? { remove: true } : { set: v }]))
+}
+
+/**
+ * Sets scopes, models, limits, caps, expires_at and weight of an existing key (see KeyChanges);
+ * previous keys expired at `now` are dropped. Throws ConfigError: an unknown name (field
+ * `name`), or what the loader refuses in the result, naming `auth.keys.<n>.<field>`.
+ */
+export function updateNamedKey (editable: EditableConfig, name: string, changes: KeyChanges, now = Date.now()): void {
+  const { index, entry } = entryOf(editable, name)
+  const current = editable.config.auth.keys[index]
+  const fields = new Map<string, FieldChange>()
+  if (changes.scopes !== undefined) fields.set('scopes', { set: changes.scopes })
+  if (changes.models !== undefined) fields.set('models', changes.models === null || changes.models.length === 0 ? { remove: true } : { set: changes.models })
+  const written = entry.toJS(editable.document) as Record<string, unknown>
+  for (const [field, given] of [['limits', changes.limits], ['caps', changes.caps]] as const) {
+    if (given === undefined) continue
+    const merge = subChanges(given as Record<string, unknown>)
+    const after = { ...(written[field] as Record<string, unknown> | undefined) }
+    for (const [k, change] of merge) {
+      if ('set' in change) after[k] = change.set
+      else delete after[k]
+    }
+    if (merge.size > 0) fields.set(field, Object.keys(after).length === 0 ? { remove: true } : { merge })
+  }
+  if (changes.expires_at !== undefined) fields.set('expires_at', changes.expires_at === null ? { remove: true } : { set: changes.expires_at })
+  if (changes.weight !== undefined) fields.set('weight', changes.weight === null ? { remove: true } : { set: changes.weight })
+  const previous = current.previousKeys.length > 0 ? previousKeysChange(editable, index, now) : undefined
+  if (previous !== undefined) fields.set('previous_keys', previous)
+  for (const [field, change] of [...fields]) {
+    if ('remove' in change && !entry.has(field)) fields.delete(field)
+  }
+  if (fields.size === 0) return
+  commit(editable, applyEdits(editable.text, mapEdits(editable.document, editable.text, entry, fields)))
+}
+export { saveConfig } from './config-file-writer.js'

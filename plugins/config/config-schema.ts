@@ -8,30 +8,66 @@ const Seconds = (description: string) => Type.Number({ exclusiveMinimum: 0, desc
 
 export const HttpUrl = Type.String({ pattern: '^https?://[^\\s/]+', description: 'an http(s) URL' })
 
+// None implies another except that generate and models:admin each include models:read
+// (plugins/auth/keys.ts IMPLIED_SCOPES); the seed lists get none of the last three.
 export const Scope = Type.Union([
   Type.Literal('generate'),
   Type.Literal('models:read'),
-  Type.Literal('models:admin')
+  Type.Literal('models:admin'),
+  Type.Literal('metrics'),
+  Type.Literal('usage:read'),
+  Type.Literal('keys:admin')
 ])
 
+const AtLeastOne = (description: string) => Type.Integer({ minimum: 1, description })
+const ZeroOrMore = (description: string) => Type.Integer({ minimum: 0, description })
+
+/** ISO 8601; checked further (a real calendar date) when the config is resolved. */
+export const IsoTime = Type.String({ minLength: 1, description: 'an ISO 8601 date ("2027-06-30") or date and time ("2027-06-30T18:00:00Z")' })
+
 export const KeyLimits = Type.Object({
-  requests_per_minute: Type.Optional(Type.Integer({ minimum: 1 })),
-  tokens_per_minute: Type.Optional(Type.Integer({ minimum: 1 })),
-  concurrent: Type.Optional(Type.Integer({ minimum: 1 }))
+  requests_per_minute: Type.Optional(AtLeastOne('a whole number of requests, at least 1')),
+  tokens_per_minute: Type.Optional(AtLeastOne('a whole number of tokens, at least 1')),
+  concurrent: Type.Optional(AtLeastOne('a whole number of requests at once, at least 1')),
+  tokens_per_day: Type.Optional(ZeroOrMore('a whole number of tokens, 0 or more')),
+  tokens_per_month: Type.Optional(ZeroOrMore('a whole number of tokens, 0 or more')),
+  requests_per_day: Type.Optional(ZeroOrMore('a whole number of requests, 0 or more')),
+  queued: Type.Optional(ZeroOrMore('a whole number of waiting requests, 0 or more'))
 }, closed)
 
+export const KeyCaps = Type.Object({
+  num_ctx: Type.Optional(AtLeastOne('a whole number of tokens, at least 1')),
+  keep_alive: Type.Optional(Type.Union([Type.String(), Type.Number()], { description: 'a duration as Ollama reads keep_alive: "30m", "1h", or a number of seconds' })),
+  unload: Type.Optional(Type.Boolean({ description: 'true or false' }))
+}, closed)
+
+export const PreviousKey = Type.Object({
+  key: Type.String({ minLength: 1 }),
+  expires_at: IsoTime
+}, closed)
+
+export const KeyName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'a name of letters, digits, dot, dash or underscore' })
+
 export const NamedKey = Type.Object({
-  name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'a name of letters, digits, dot, dash or underscore' }),
+  name: KeyName,
   key: Type.String({ minLength: 1 }),
   scopes: Type.Array(Scope, { minItems: 1 }),
   models: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
-  limits: Type.Optional(KeyLimits)
+  limits: Type.Optional(KeyLimits),
+  caps: Type.Optional(KeyCaps),
+  expires_at: Type.Optional(IsoTime),
+  weight: Type.Optional(AtLeastOne('a positive whole number (default 1)')),
+  previous_keys: Type.Optional(Type.Array(PreviousKey))
 }, closed)
+
+/** Header name -> value; names and values are checked further when the config is resolved. */
+const Headers = Type.Record(Type.String(), Type.String({ description: 'a text value' }))
 
 export const Upstream = Type.Object({
   url: HttpUrl,
   name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })),
-  max_concurrent: Type.Optional(Type.Integer({ minimum: 1 }))
+  max_concurrent: Type.Optional(AtLeastOne('a whole number of requests at once, at least 1')),
+  headers: Type.Optional(Headers)
 }, closed)
 
 export const ConfigSchema = Type.Object({
@@ -44,6 +80,8 @@ export const ConfigSchema = Type.Object({
   service: Type.Optional(Type.Object({
     base_url: Type.Optional(HttpUrl),
     upstreams: Type.Optional(Type.Array(Upstream, { minItems: 1 })),
+    max_concurrent: Type.Optional(AtLeastOne('a whole number of requests at once, at least 1')),
+    headers: Type.Optional(Headers),
     connect_timeout: Type.Optional(Seconds('seconds to open a connection to Ollama')),
     first_byte_timeout: Type.Optional(Seconds('seconds to wait for the first byte of an answer')),
     idle_timeout: Type.Optional(Seconds('seconds allowed between two chunks of an answer')),
@@ -78,6 +116,14 @@ export const ConfigSchema = Type.Object({
   redis: Type.Optional(Type.Object({
     url: Type.String({ pattern: '^rediss?://' }),
     prefix: Type.Optional(Type.String())
+  }, closed)),
+  usage: Type.Optional(Type.Object({
+    database: Type.Optional(Type.String({ minLength: 1, description: 'a file path' })),
+    timezone: Type.Optional(Type.String({ minLength: 1, description: 'an IANA time zone name ("UTC", "Europe/Berlin")' })),
+    retention_days: Type.Optional(AtLeastOne('a whole number of days, at least 1'))
+  }, closed)),
+  ui: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean({ description: 'true or false' }))
   }, closed))
 }, closed)
 
@@ -85,3 +131,5 @@ export type ConfigFile = Static<typeof ConfigSchema>
 export type KeyScope = Static<typeof Scope>
 export type NamedKeyConfig = Static<typeof NamedKey>
 export type UpstreamConfig = Static<typeof Upstream>
+export type KeyLimitsConfig = Static<typeof KeyLimits>
+export type KeyCapsConfig = Static<typeof KeyCaps>
