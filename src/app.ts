@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { LogController, type FastifyHttpOptions, type FastifyPluginAsync } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyPluginAsync } from 'fastify'
 import type { Logger } from 'pino'
 import { lazyChildLogger } from './logger.js'
 import type { Server } from 'node:http'
@@ -58,15 +58,13 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
   await fastify.register(admissionPlugin)
   await fastify.register(authPlugin)
   await fastify.register(reloadPlugin, { watch: watchConfig })
-  // With Redis, every replica counts against one limit; without it, limits live in memory.
-  // Loaded only when configured: ioredis is large.
-  const sharedWindows = config.redis !== null
-    ? new (await import('../plugins/limits/redis-windows.js')).RedisWindows(config.redis, fastify.log)
-    : undefined
-  if (sharedWindows !== undefined) fastify.addHook('onClose', async () => { await sharedWindows.close() })
-  await fastify.register(limitsPlugin, { windows: sharedWindows })
+  // With Redis, every replica counts against one limit and one set of slots; without it, limits
+  // and slots live in memory. Loaded only when configured: ioredis is large.
+  const shared = config.redis !== null ? await sharedState(config.redis, fastify.log) : undefined
+  if (shared !== undefined) fastify.addHook('onClose', async () => { await Promise.all([shared.windows.close(), shared.leases.close()]) })
+  await fastify.register(limitsPlugin, { windows: shared?.windows, leases: shared?.leases })
   await fastify.register(policyPlugin)
-  await fastify.register(upstreamPlugin)
+  await fastify.register(upstreamPlugin, { ledger: shared?.leases })
   await fastify.register(metricsPlugin)
   await fastify.register(usagePlugin)
 
@@ -78,6 +76,12 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
 }
 
 export default app
+
+/** The Redis-backed minute windows and slot leases every replica shares. */
+async function sharedState (redis: NonNullable<ProxyConfig['redis']>, log: FastifyBaseLogger) {
+  const [{ RedisWindows }, { RedisLeases }] = await Promise.all([import('../plugins/limits/redis-windows.js'), import('../plugins/scheduling/redis-leases.js')])
+  return { windows: new RedisWindows(redis, log), leases: new RedisLeases(redis, log) }
+}
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 

@@ -38,6 +38,8 @@ export interface FakeOllama {
   requests: RecordedRequest[]
   /** The proxy's own health checks and model-list refreshes. */
   checks: RecordedRequest[]
+  /** Most client requests in progress at once so far (answers not yet ended). */
+  readonly maxActive: number
   count (path: string, method?: string): number
   last (path?: string): RecordedRequest | undefined
   reset (): void
@@ -68,6 +70,8 @@ interface Waiter { path: string, resolve: (rec: RecordedRequest) => void, reject
 
 interface State {
   version: string
+  active: number
+  maxActive: number
   requests: RecordedRequest[]
   checks: RecordedRequest[]
   models: Map<string, S.ModelEntry>
@@ -799,8 +803,15 @@ async function handle (state: State, req: IncomingMessage, res: ServerResponse, 
   }
   // The proxy's own health checks and model-list refreshes say who they are: kept apart, so tests
   // count what clients caused.
-  if (String(req.headers['user-agent'] ?? '').startsWith(PROXY_CHECK_AGENT)) state.checks.push(rec)
-  else state.requests.push(rec)
+  if (String(req.headers['user-agent'] ?? '').startsWith(PROXY_CHECK_AGENT)) {
+    state.checks.push(rec)
+  } else {
+    state.requests.push(rec)
+    // How many client requests Ollama works on at once: what a slot cap must bound.
+    state.active++
+    state.maxActive = Math.max(state.maxActive, state.active)
+    res.once('close', () => { state.active-- })
+  }
   const ex = new Exchange(req, res, rec, state, expectContinue)
   const match = findRoute(rec.method, safeDecode(rec.path), rec.query)
 
@@ -850,6 +861,8 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
   const host = options.host ?? '127.0.0.1'
   const state: State = {
     version: options.version ?? '0.33.0',
+    active: 0,
+    maxActive: 0,
     requests: [],
     checks: [],
     models: S.initialCatalogue(),
@@ -897,6 +910,7 @@ export async function startFakeOllama (options: FakeOllamaOptions = {}): Promise
     port,
     requests: state.requests,
     checks: state.checks,
+    get maxActive () { return state.maxActive },
     blobs: state.blobs,
     loaded: state.loaded,
     rawAnswers: state.rawAnswers,

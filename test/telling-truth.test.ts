@@ -149,3 +149,18 @@ test('a front\'s HTML error page reaches the client as a JSON error in its diale
   assert.equal(body.error.type, 'permission_error')
   assert.match(body.error.message, /403/)
 })
+
+test('headers for a front before Ollama go on every request and health check; their values are never logged', async (t) => {
+  const secret = 'cf-secret-value-0123456789abcdef'
+  const stack = await startStack(t, { service: { headers: { 'CF-Access-Client-Id': 'proxy.access', 'CF-Access-Client-Secret': secret } } })
+  await stack.app.hostHealth.checked()
+  const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: bearer(TOKENS.generate), body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], stream: false }) })
+  assert.equal(response.status, 200)
+  await response.arrayBuffer()
+  for (const rec of [stack.fake.last('/api/chat')!, stack.fake.checks[0]]) {
+    assert.equal(rec.headers['cf-access-client-id'], 'proxy.access', rec.path)
+    assert.equal(rec.headers['cf-access-client-secret'], secret, rec.path)
+  }
+  await waitUntil('the line', () => stack.logs.requestLines().length === 1)
+  assert.ok(!stack.logs.text.includes(secret), 'the value never reaches the log')
+})

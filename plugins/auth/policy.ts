@@ -5,11 +5,20 @@ import { modelAllowed } from './model-names.js'
 import { modelsNamed, remoteHostNamed } from './model-fields.js'
 import { smallFieldsOf } from '../http/json-body.js'
 import { estimatePromptTokens } from '../observability/usage-meter.js'
+import { capViolation } from '../limits/caps.js'
+import type { KeyCaps } from './keys.js'
+
+/** A key whose caps limit nothing is not checked at all. */
+function capsSomething (caps: KeyCaps | undefined): caps is KeyCaps {
+  return caps !== undefined && (caps.numCtx !== null || caps.keepAliveSeconds !== null || !caps.unload)
+}
 
 /**
  * Stage 5, policy, once the body is read and validated: the models the request names (read the
- * way its Ollama handler reads them) must be on the key's allowlist, and a model that would run on
- * another host (create's `remote_host`) is refused to a key with an allowlist. Then the exchange
+ * way its Ollama handler reads them) must be on the key's allowlist, a model that would run on
+ * another host (create's `remote_host`) is refused to a key with an allowlist, and what the
+ * request asks of the GPU (keep_alive, options.num_ctx) must be within the key's caps (400 naming
+ * the cap and the largest value allowed; plugins/limits/caps.ts). Then the exchange
  * keeps what the later stages need of the body (the model, a prompt estimate, its small fields)
  * and lets go of the rest, so a long prompt or chat history is held once, as the forwarded bytes.
  */
@@ -36,6 +45,15 @@ export default fp(async function policyPlugin (fastify) {
       const refused = models.find(model => !modelAllowed(allowlist, model.name, model.reading))
       if (refused !== undefined) {
         sendError(request, reply, 403, `this key may not use the model "${refused.name}"`)
+        return
+      }
+    }
+    const caps = exchange.key?.caps
+    if (capsSomething(caps)) {
+      const violation = capViolation(view, caps)
+      if (violation !== undefined) {
+        exchange.refusedBy = `caps.${violation.cap}`
+        sendError(request, reply, 400, violation.message)
         return
       }
     }

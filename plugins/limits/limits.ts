@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError } from '../http/error-shapes.js'
 import type { Exchange } from '../http/exchange.js'
+import { keyResource, type Lease, type SlotLedger } from '../scheduling/slot-ledger.js'
 import { ConcurrencySlots, MemoryWindows, type WindowStore } from './key-limits.js'
 import { chargeTokenWindow, limitHeaders, refuseWhenTokensSpent, secondsLeft } from './token-window.js'
 
@@ -16,8 +17,14 @@ declare module 'fastify' {
 }
 
 export interface LimitsOptions {
+  /** Minute windows shared by the replicas (Redis); in memory without. */
   windows?: WindowStore
+  /** Concurrency slots shared by the replicas (Redis leases); counted here alone without. */
+  leases?: SlotLedger
 }
+
+/** A lease being taken: the exchange holds it from the moment it was asked for. */
+const TAKING = Symbol('taking a lease')
 
 const requestsKey = (name: string) => `rpm:${name}`
 
@@ -45,11 +52,28 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
       fastify.log.warn({ err }, 'could not record token usage')
     })
   })
+  const leases = options.leases
   fastify.exchangeServices.releaseKeyLimits = (exchange: Exchange) => {
     if (exchange.holdsKeySlot) {
       exchange.holdsKeySlot = false
       slots.release(exchange.key!.name)
     }
+    const lease = exchange.keyLease
+    exchange.keyLease = null
+    // A lease still being taken is given back when it arrives (the exchange has ended).
+    if (lease !== null && lease !== TAKING) (lease as Lease).release()
+  }
+
+  /** The key's slot across every replica (Redis leases); the exchange holds it from the ask on. */
+  async function takeLease (exchange: Exchange, ledger: SlotLedger, concurrent: number): Promise<boolean> {
+    exchange.keyLease = TAKING
+    const lease = await ledger.take(keyResource(exchange.key!.name), concurrent)
+    if (exchange.ended || exchange.keyLease !== TAKING) {
+      lease?.release()
+      return true
+    }
+    exchange.keyLease = lease
+    return lease !== null
   }
 
   async function check (exchange: Exchange, reply: FastifyReply): Promise<void> {
@@ -75,10 +99,11 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
     }
     // A client that left while Redis answered has ended its exchange: it must not take a slot now.
     if (concurrent !== null && usesModels && !exchange.ended) {
-      if (!slots.tryTake(key.name, concurrent)) {
+      const taken = leases !== undefined ? await takeLease(exchange, leases, concurrent) : slots.tryTake(key.name, concurrent)
+      if (!taken) {
         throw refuse(exchange, 'concurrent', `concurrency limit exceeded: this key may run ${concurrent} requests at once`, { ...limitHeaders(concurrent, 0, 1), 'retry-after': '1' })
       }
-      exchange.holdsKeySlot = true
+      if (leases === undefined) exchange.holdsKeySlot = true
     }
   }
 

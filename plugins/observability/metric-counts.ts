@@ -29,6 +29,8 @@ export class LabelCap {
 
 /** Bucket upper bounds (seconds, Prometheus `le`) of `ollama_proxy_upstream_first_byte_seconds`. */
 export const FIRST_BYTE_BUCKETS: readonly number[] = [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+/** Bucket upper bounds (seconds) of `ollama_proxy_queue_wait_seconds`. */
+export const QUEUE_WAIT_BUCKETS: readonly number[] = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 /** Bucket upper bounds (seconds) of `ollama_proxy_request_duration_seconds`. */
 export const DURATION_BUCKETS: readonly number[] = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800]
 
@@ -83,6 +85,8 @@ export class MetricCounts {
   readonly upstreamErrors = new Map<string, number>()
   readonly firstByte = new BucketHistogram(FIRST_BYTE_BUCKETS)
   readonly duration = new BucketHistogram(DURATION_BUCKETS)
+  /** By route: the time inference waited for a host slot (0 when one was free). */
+  readonly queueWait = new BucketHistogram(QUEUE_WAIT_BUCKETS)
 
   readonly keyLabel = new LabelCap(LABEL_CAPS.key)
   readonly modelLabel = new LabelCap(LABEL_CAPS.model)

@@ -10,10 +10,12 @@ import type { WindowStore } from '../limits/key-limits.js'
 
 export const PROCESS_PREFIX = 'ollama_proxy_process_'
 
-/** What the page is made of: the proxy's own counts, its Ollama hosts, and Redis's usage totals. */
+/** What the page is made of: the proxy's own counts, its Ollama hosts and queue, and Redis's usage totals. */
 export interface MetricSources {
   counts: MetricCounts
   hosts: readonly Host[]
+  /** Requests waiting for a host slot, per host and per key. */
+  queue?: { queuedPerHost: () => Map<string, number>, waitingPerKey: () => Map<string, number> }
   sharedTokens?: WindowStore['usageTotals']
 }
 
@@ -61,6 +63,26 @@ export function createRegistry (sources: MetricSources): Registry {
   })
   registry.registerMetric(histogram('ollama_proxy_upstream_first_byte_seconds', 'Time until Ollama\'s status line and headers', counts.firstByte))
   registry.registerMetric(histogram('ollama_proxy_request_duration_seconds', 'Whole request duration, streams included', counts.duration))
+  registry.registerMetric(histogram('ollama_proxy_queue_wait_seconds', 'Time inference waited for a host slot', counts.queueWait))
+  const queue = sources.queue
+  if (queue !== undefined) {
+    new Gauge({ // eslint-disable-line no-new
+      name: 'ollama_proxy_waiting_requests',
+      help: 'Requests waiting for a host slot, by key',
+      labelNames: ['key'],
+      registers: [registry],
+      collect () {
+        this.reset()
+        // Waiting keys are named keys and seed tokens of the config: capped like every key label.
+        const capped = new Map<string, number>()
+        for (const [key, waiting] of queue.waitingPerKey()) {
+          const label = counts.keyLabel.label(key)
+          capped.set(label, (capped.get(label) ?? 0) + waiting)
+        }
+        for (const [key, waiting] of capped) this.set({ key }, waiting)
+      }
+    })
+  }
   new Counter({ // eslint-disable-line no-new
     name: 'ollama_proxy_upstream_errors_total',
     help: 'Upstream failures by reason',
@@ -86,6 +108,17 @@ export function createRegistry (sources: MetricSources): Registry {
   hostGauge('ollama_proxy_upstream_in_flight', 'Requests in flight per Ollama host', h => h.inFlight)
   hostGauge('ollama_proxy_upstream_models', 'Models the Ollama host has', h => h.models.size)
   hostGauge('ollama_proxy_upstream_loaded_models', 'Models loaded in the Ollama host\'s memory', h => h.loaded.size)
+  if (queue !== undefined) {
+    new Gauge({ // eslint-disable-line no-new
+      name: 'ollama_proxy_upstream_queued',
+      help: 'Requests waiting that the Ollama host could take',
+      labelNames: ['host'],
+      registers: [registry],
+      collect () {
+        for (const [host, queued] of queue.queuedPerHost()) this.set({ host }, queued)
+      }
+    })
+  }
 
   const totals = sources.sharedTokens
   if (totals !== undefined) {

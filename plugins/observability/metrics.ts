@@ -58,6 +58,7 @@ export default fp(async function metricsPlugin (fastify) {
   const sources: MetricSources = {
     counts,
     hosts: fastify.upstreams.hosts,
+    queue: fastify.upstreams.scheduler,
     sharedTokens: windows.usageTotals?.bind(windows)
   }
   const registry = loadOnce<Registry>(async () => {
@@ -96,6 +97,7 @@ export default fp(async function metricsPlugin (fastify) {
     if (upstream === undefined) return
     counts.addInFlight(key, -1)
     if (upstream.firstByteMs !== undefined) counts.firstByte.observe(route, upstream.firstByteMs / 1000)
+    if (exchange.queueMs !== undefined) counts.queueWait.observe(route, exchange.queueMs / 1000)
     if (upstream.error !== undefined) counts.countUpstreamError(upstream.error)
   })
 }, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log', 'limits'] })

@@ -41,7 +41,7 @@ export class UpstreamPool {
       url: u.url,
       basePath: u.basePath,
       authorization: u.authorization,
-      headers: (u as { headers?: Record<string, string> }).headers ?? {},
+      headers: u.headers,
       maxConcurrent: u.maxConcurrent,
       healthy: true,
       inFlight: 0,

@@ -3,6 +3,7 @@ import replyFrom from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
 import { exchangeDispatcher } from './forward.js'
 import { HostHealth } from './host-health.js'
+import type { SlotLedger } from '../scheduling/slot-ledger.js'
 import type { SlotGrant } from '../scheduling/slot-request.js'
 import { UpstreamPool, type Host } from './upstream-pool.js'
 
@@ -22,7 +23,12 @@ declare module 'fastify' {
  * (which streams through it, see forward.ts), and a small one of its own for health checks and
  * model lists, so they never queue behind streams when `service.max_connections` is set.
  */
-export default fp(async function upstreamPlugin (fastify) {
+export interface UpstreamOptions {
+  /** Shares hosts' slots with the other replicas (Redis leases); slots are counted here alone without one. */
+  ledger?: SlotLedger
+}
+
+export default fp<UpstreamOptions>(async function upstreamPlugin (fastify, options) {
   const service = fastify.config.service
   const agent = new Agent({
     // Unlimited by default: a request parked in the proxy's pool is invisible to Ollama's
@@ -46,7 +52,7 @@ export default fp(async function upstreamPlugin (fastify) {
     contentTypesToEncode: []
   })
 
-  const pool = new UpstreamPool(service.upstreams, service, fastify.log)
+  const pool = new UpstreamPool(service.upstreams, service, fastify.log, options.ledger)
   const health = new HostHealth(pool, service, probeAgent, fastify.log)
   fastify.decorate('upstreams', pool)
   fastify.decorate('hostHealth', health)
