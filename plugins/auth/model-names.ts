@@ -76,8 +76,19 @@ function readRequest (raw: string): Resolved | undefined {
  * comes back trimmed but otherwise as sent.
  */
 export function normaliseModel (raw: string): string {
-  return (readModelName(raw, 'request') ?? readModelName(raw, 'literal'))?.canonical ?? goTrimSpace(raw)
+  let name = normalised.get(raw)
+  if (name === undefined) {
+    // Client-chosen strings: the memo is bounded, and starts over when full.
+    if (normalised.size >= NORMALISED_MEMO_SIZE) normalised.clear()
+    name = (readModelName(raw, 'request') ?? readModelName(raw, 'literal'))?.canonical ?? goTrimSpace(raw)
+    normalised.set(raw, name)
+  }
+  return name
 }
+
+/** Names already normalised: a few models carry nearly every request, and parsing them is not free. */
+const normalised = new Map<string, string>()
+const NORMALISED_MEMO_SIZE = 4096
 
 /** The spellings a person writes for one model, shortest first; globs are matched against each. */
 function spellings (name: ModelName): string[] {

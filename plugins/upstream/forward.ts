@@ -155,8 +155,8 @@ function onError (reply: FastifyReply, { error }: { error: Error & { code?: stri
   sendError(request, reply, 502, 'Ollama is unreachable')
 }
 
-/** reply-from's per-call options that are the same for every call. */
-const SHARED = { getUpstream: upstreamOf, rewriteRequestHeaders, rewriteHeaders, onResponse, onError } as const
+/** reply-from's per-call options of a call without a body of its own (body-less, or a raw upload stream). */
+const STREAMED = { getUpstream: upstreamOf, rewriteRequestHeaders, rewriteHeaders, onResponse, onError } as const
 
 /**
  * Stage 7, forward: sends the exchange's request to one Ollama host through reply-from and
@@ -170,9 +170,9 @@ export function forwardTo (exchange: Exchange, host: UpstreamTarget, upstreamPat
   const body = exchange.body
   const source = host.basePath + upstreamPath
   if (body === undefined) {
-    reply.from(source, SHARED as never)
+    reply.from(source, STREAMED as never)
     return
   }
   const contentType = exchange.route?.body === 'multipart' ? String(exchange.request.headers['content-type']) : 'application/json'
-  reply.from(source, { ...SHARED, body, contentType } as never)
+  reply.from(source, { getUpstream: upstreamOf, rewriteRequestHeaders, rewriteHeaders, onResponse, onError, body, contentType } as never)
 }
