@@ -6,17 +6,16 @@
  * upload churns through ~32 MiB batches of 64 KiB blocks from glibc's main heap. Each batch ends at
  * the top of the heap; when it is freed, glibc hands the top back to the kernel (`brk` shrink past
  * `M_TRIM_THRESHOLD`: 128 KiB at first, raised by glibc as large blocks come and go), and the next
- * batch faults the same pages in again, zeroed by the kernel: up to ~130,000 page faults and
- * 0.3-0.5 CPU-s per 512 MiB, 40 % of the proxy's CPU on an upload (bench/README.md, "S3, third
- * pass"). Whether it happens depends on what else lies at the top of the heap, so it came and went
- * from run to run and process to process.
+ * batch faults the same pages in again, zeroed by the kernel: a page fault for every 4 KiB of
+ * the upload (bench/runs/2026-11-30-issue-13.md, "S3, third pass"). Whether it happens depends on what
+ * else lies at the top of the heap, so it comes and goes from run to run and process to process.
  *
  * The cure here keeps the batch below a live block: once, after start-up, 30 MiB of 64 KiB blocks
  * are taken from the top of the heap, one more block (the fence) is taken above them and kept for
  * the life of the process, and the 30 MiB are let go. The next scavenge frees them; glibc merges them
  * into one free region under the fence, which it cannot trim, and serves upload chunks from it: after
- * the first upload the region stays resident (~30 MiB, about what each upload added at its peak
- * anyway) and uploads no longer fault or call `brk`. Nothing is touched until used (the blocks are
+ * the first upload the region stays resident (about what each upload added at its peak anyway) and
+ * uploads no longer fault or call `brk`. Nothing is touched until used (the blocks are
  * uninitialised), so it costs no memory before the first upload. Elsewhere (musl, other allocators)
  * the blocks are allocated and freed like any others and the fence is one idle 64 KiB block.
  */

@@ -125,7 +125,7 @@ function parameterKeys (value: string): string[] {
 }
 
 async function formFields (body: Buffer, contentType: string, wanted: string): Promise<string[]> {
-  // Loaded on the first transcription upload: most deployments never see one (~5 MiB resident).
+  // Loaded on the first transcription upload: most deployments never see one.
   const { Busboy } = await import('@fastify/busboy')
   return await new Promise<string[]>((resolve, reject) => {
     const values: string[] = []

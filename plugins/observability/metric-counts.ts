@@ -2,7 +2,7 @@
  * The proxy's own metric series, counted in plain maps on the request path. prom-client only
  * formats them when `/metrics` is scraped (metrics-exposition.ts): its label hashing (sorting and
  * joining label names on every `inc`/`observe`) cost more than the rest of the metrics together on
- * a small request, and importing it at start loaded 87 modules a proxy that is never scraped
+ * a small request, and importing it at start would load modules a proxy that is never scraped
  * does not need.
  */
 

@@ -45,7 +45,7 @@ export function loadOnce<T> (load: () => Promise<T>): () => Promise<T> {
 
 /**
  * Prometheus metrics. Every series of the proxy is counted in plain maps (metric-counts.ts) from
- * the start; prom-client (87 modules with `@opentelemetry/api`) is imported on the first scrape and
+ * the start; prom-client (with `@opentelemetry/api`) is imported on the first scrape and
  * formats them at each scrape. Its default process metrics (`ollama_proxy_process_*`) start at
  * that scrape too: CPU seconds still count from the process start (metrics-exposition.ts adds
  * the CPU used before), but the GC histogram counts from then on and the event-loop lag figures
