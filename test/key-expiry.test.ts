@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { stringify } from 'yaml'
-import { effectiveScopes, identify, KeyRing } from '../plugins/auth/keys.js'
+import { effectiveScopes, identify, KeyRing, type ApiKey } from '../plugins/auth/keys.js'
+import { ExpiryWarnings } from '../plugins/auth/expiry-warnings.js'
 import { parseConfig } from '../plugins/config/config-loader.js'
 import { bearer, jsonOf, startStack } from './helper.js'
 
@@ -99,4 +100,15 @@ test('through the proxy: an expired key gets 401 saying when, in the route\'s di
   assert.equal(chat.status, 401, 'and nothing else')
   await chat.arrayBuffer()
   assert.equal(stack.fake.count('/api/chat') + stack.fake.count('/v1/chat/completions'), 0)
+})
+
+test('keys expiring within 7 days are warned about once a day', () => {
+  const day = 24 * 60 * 60 * 1000
+  const now = Date.UTC(2027, 5, 20, 9)
+  const key = (name: string, expiresAt: number | null) => ({ name, expiresAt }) as unknown as ApiKey
+  const keys = [key('soon', now + 2 * day), key('sooner', now + day), key('later', now + 8 * day), key('never', null), key('gone', now - day)]
+  const warnings = new ExpiryWarnings()
+  assert.deepEqual(warnings.due(keys, now).map(k => k.name), ['sooner', 'soon'], 'within 7 days, soonest first; not expired ones')
+  assert.deepEqual(warnings.due(keys, now + 3 * 60 * 60 * 1000), [], 'once a day')
+  assert.deepEqual(warnings.due(keys, now + day).map(k => k.name), ['soon', 'later'], 'the next day: "sooner" has expired, "later" came within 7 days')
 })

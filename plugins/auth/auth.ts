@@ -3,6 +3,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendError } from '../http/error-shapes.js'
 import { identify, KeyRing, type Identification } from './keys.js'
 import { namedHost } from './named-host.js'
+import { ExpiryWarnings } from './expiry-warnings.js'
+
+/** How often (ms) the keys are looked at for a coming expiry; the warning itself comes once a day. */
+const EXPIRY_CHECK_MS = 60 * 60 * 1000
 
 const CREDENTIAL_ERRORS: Record<Exclude<Extract<Identification, { error: string }>['error'], 'expired'>, string> = {
   missing: 'missing API key: send "Authorization: Bearer <key>"',
@@ -25,6 +29,20 @@ declare module 'fastify' {
 export default fp(async function authPlugin (fastify) {
   fastify.decorate('keyRing', new KeyRing(fastify.config.auth, { clock: fastify.clock }))
   const hostNames = new Set(fastify.config.service.upstreams.map(u => u.name))
+
+  const warnings = new ExpiryWarnings()
+  const warnOfExpiries = () => {
+    for (const { name, expiresAt } of warnings.due(fastify.keyRing.keys, fastify.clock())) {
+      fastify.log.warn({ key: name, expiresAt: new Date(expiresAt).toISOString() }, `key "${name}" expires at ${new Date(expiresAt).toISOString()}, within 7 days: rotate it (ollama-proxy keys rotate ${name}) or move its expires_at`)
+    }
+  }
+  let expiryTimer: NodeJS.Timeout | undefined
+  fastify.addHook('onReady', async () => {
+    warnOfExpiries()
+    expiryTimer = setInterval(warnOfExpiries, EXPIRY_CHECK_MS)
+    expiryTimer.unref()
+  })
+  fastify.addHook('onClose', async () => { clearInterval(expiryTimer) })
 
   fastify.addHook('onRequest', function checkKey (request: FastifyRequest, reply: FastifyReply, done) {
     const exchange = request.exchange
