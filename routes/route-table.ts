@@ -67,9 +67,26 @@ const sysAliases: RouteSpec[] = ollamaRoutes
 
 export const routeTable: readonly RouteSpec[] = [...ollamaRoutes, ...sysAliases]
 
-/** The proxy's own routes: answered by the proxy, never forwarded. */
+const own = (row: Omit<Parameters<typeof routeSpec>[0], 'upstream' | 'work' | 'hosts'>): RouteSpec => routeSpec({ ...row, upstream: '', work: 'read', hosts: 'proxy' })
+
+/** Who may read every key and everyone's usage: key admins, and keys given `usage:read`. */
+const READERS = ['keys:admin', 'usage:read'] as const
+
+/**
+ * The proxy's own routes: answered by the proxy, never forwarded. Everything but Ollama's API
+ * lives under /proxy/, so it can never collide with Ollama's /api and /v1.
+ */
 export const proxyRoutes = {
-  healthz: routeSpec({ method: 'GET', path: '/healthz', upstream: '', access: 'public', body: 'none', work: 'read', hosts: 'proxy' }),
-  readyz: routeSpec({ method: 'GET', path: '/readyz', upstream: '', access: 'public', body: 'none', work: 'read', hosts: 'proxy' }),
-  metrics: routeSpec({ method: 'GET', path: '/metrics', upstream: '', access: 'metrics', body: 'none', work: 'read', hosts: 'proxy' })
+  healthz: own({ method: 'GET', path: '/healthz', access: 'public', body: 'none' }),
+  readyz: own({ method: 'GET', path: '/readyz', access: 'public', body: 'none' }),
+  metrics: own({ method: 'GET', path: '/metrics', access: 'metrics', body: 'none' }),
+  me: own({ method: 'GET', path: '/proxy/me', access: 'any-key', body: 'none' }),
+  usage: own({ method: 'GET', path: '/proxy/usage', access: 'usage:read', body: 'none' }),
+  status: own({ method: 'GET', path: '/proxy/status', access: READERS, body: 'none' }),
+  listKeys: own({ method: 'GET', path: '/proxy/keys', access: READERS, body: 'none' }),
+  addKey: own({ method: 'POST', path: '/proxy/keys', access: 'keys:admin', body: 'json' }),
+  updateKey: own({ method: 'PATCH', path: '/proxy/keys/:name', access: 'keys:admin', body: 'json' }),
+  revokeKey: own({ method: 'DELETE', path: '/proxy/keys/:name', access: 'keys:admin', body: 'none' }),
+  rotateKey: own({ method: 'POST', path: '/proxy/keys/:name/rotate', access: 'keys:admin', body: 'json' }),
+  page: own({ method: 'GET', path: '/proxy/ui/*', access: 'public', body: 'none' })
 } as const

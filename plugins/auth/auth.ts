@@ -1,7 +1,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendError } from '../http/error-shapes.js'
-import { identify, KeyRing, type Identification } from './keys.js'
+import { identify, KeyRing, type ApiKey, type Identification } from './keys.js'
+import type { RouteAccess } from '../http/route-spec.js'
+
+/** Whether a key meets a route's access (never 'public': that needs no key). */
+function allows (key: ApiKey, access: RouteAccess): boolean {
+  if (access === 'any-key') return true
+  if (typeof access === 'string') return key.scopes.has(access)
+  return access.some(scope => key.scopes.has(scope))
+}
 import { namedHost } from './named-host.js'
 import { ExpiryWarnings } from './expiry-warnings.js'
 
@@ -59,8 +67,8 @@ export default fp(async function authPlugin (fastify) {
     }
     const key = identified.key
     exchange.key = key
-    if (!key.scopes.has(access)) {
-      sendError(request, reply, 401, `this key may not use this route (it needs the ${access} scope)`)
+    if (!allows(key, access)) {
+      sendError(request, reply, 401, `this key may not use this route (it needs ${typeof access === 'string' ? `the ${access} scope` : `one of the scopes ${access.join(', ')}`})`)
       return
     }
     const host = exchange.route!.hosts !== 'proxy' ? namedHost(request.headers, request.query) : undefined

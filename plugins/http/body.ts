@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { readBody } from './body-reader.js'
 import { bytesToCheck } from './content-encoding.js'
 import { ProxyError } from './error-shapes.js'
-import { parseJsonBody } from './json-body.js'
+import { isUtf8 } from 'node:buffer'
+import { jsonShapeProblem, parseJsonBody } from './json-body.js'
 import { multipartModels } from './multipart-model.js'
 
 /** What the later stages read of a multipart body: the models it names (the bytes are on the exchange). */
@@ -86,4 +87,32 @@ class ByteLimit extends Transform {
     }
     callback(null, chunk)
   }
+}
+
+/** Bytes of a JSON body on the proxy's own API (a key's settings). */
+export const API_BODY_LIMIT = 64 * 1024
+
+/**
+ * The proxy's own JSON API (/proxy/*): a small body read under `API_BODY_LIMIT`,
+ * `server.body_timeout` and the in-flight budget, parsed as plain JSON (no Go view: nothing is
+ * forwarded). An empty body is an empty object.
+ * @throws ProxyError 400 (not UTF-8, not JSON, not an object), 413, 408, 503 as readBody
+ */
+export function acceptApiBodies (instance: FastifyInstance): void {
+  const { bodyTimeoutMs } = instance.config.server
+  instance.removeAllContentTypeParsers()
+  instance.addContentTypeParser('*', async function readApiJson (request: FastifyRequest, payload: Readable) {
+    const body = await readBody(request.headers, request.exchange, payload, { limit: API_BODY_LIMIT, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'request body' })
+    if (body.length === 0) return {}
+    const problem = jsonShapeProblem(body)
+    if (problem !== null || !isUtf8(body)) throw new ProxyError(400, `invalid JSON body: ${problem ?? 'not UTF-8'}`)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(body.toString('utf8'))
+    } catch (err) {
+      throw new ProxyError(400, `invalid JSON body: ${(err as Error).message}`)
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ProxyError(400, 'the body must be a JSON object')
+    return parsed
+  })
 }

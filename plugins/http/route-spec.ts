@@ -4,7 +4,13 @@ import type { Listing, ModelLocation } from '../auth/model-fields.js'
 import { dialectOf, type Dialect } from './error-shapes.js'
 import type { GoStruct } from './go-json.js'
 
-export type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE'
+export type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE' | 'PATCH'
+
+/**
+ * What a route demands of a key: nothing ('public'), any valid key ('any-key'), a scope, or one
+ * of several scopes.
+ */
+export type RouteAccess = Access | 'any-key' | readonly Exclude<Access, 'public'>[]
 
 /**
  * One row of the route table (routes/route-table.ts holds the rows). Every decision the proxy
@@ -18,7 +24,7 @@ export interface RouteSpec {
   /** Ollama path this route forwards to; `:param`s are filled from the validated params. */
   upstream: string
   /** What a key needs to use this route. */
-  access: Access
+  access: RouteAccess
   /**
    * 'json': read whole, checked, forwarded as the original bytes; 'raw': streamed to Ollama
    * untouched; 'multipart': a form read whole for its model, forwarded as sent; 'none': no body.
