@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
+import { dayFromNumber } from './calendar.js'
+import type { Spending } from './current-totals.js'
+import { encodeNamedCells, forEachNamedCell, type NamedCell } from './packed-counts.js'
+import type { OutboxRow } from './usage-rows.js'
+
+type LogFn = (obj: Record<string, unknown>, msg: string) => void
+
+/** What the store logs through: pino's (Fastify's) logger fits. */
+export interface UsageLogger {
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+}
+
+export interface SharedUsageOptions {
+  /** redis:// or rediss:// URL */
+  url: string
+  /** put before every Redis key, e.g. "ollama-proxy:" */
+  prefix: string
+  /** this database's replica id: its fields in the shared hashes */
+  replicaId: string
+  retentionDays: number
+  /** false for a one-off reader (the CLI): no reconnection, so it can exit */
+  reconnect?: boolean
+}
+
+/** What a sync sends: rows in their current state and this replica's totals of the current month. */
+export interface SyncRequest {
+  rows: OutboxRow[]
+  /** current local day YYYY-MM-DD and month YYYY-MM */
+  day: string
+  month: string
+  /** first instant of the next month, ms: when the month's hash may go */
+  monthEnd: number
+  monthTotals: Map<string, Spending>
+}
+
+/** What a sync reads back: Redis's generation, and the other replicas' totals of the current day and month. */
+export interface SyncAnswer {
+  epoch: string
+  othersDay: Map<string, Spending>
+  othersMonth: Map<string, Spending>
+}
+
+export const SHARED_DOWN = 'redis unreachable: usage budgets are per replica until it returns; counts wait in the outbox'
+export const SHARED_BACK = 'redis is back: usage budgets and reports are shared by all replicas again'
+
+const DAY_SECONDS = 86_400
+/** Days in one pipeline of a report: enough to fill a round trip, few enough to stay small. */
+const DAYS_PER_ROUND_TRIP = 100
+const ROWS_PER_ROUND_TRIP = 500
+const COOLDOWN_MS = 1000
+
+function messageOf (err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).replace(/\/\/[^@/\s]*@/g, '//***@')
+}
+
+function addressOf (url: string): string {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.hostname}:${parsed.port !== '' ? parsed.port : '6379'}`
+  } catch {
+    return 'redis'
+  }
+}
+
+/**
+ * The usage every replica shares through Redis. Each replica writes its own rows and totals as
+ * absolute values in fields named by its replica id, so sending a row twice, or again after
+ * Redis lost it, is harmless; readers add the replicas up. Redis keys (under the prefix):
+ * `usage-store:day:<day>:<key>` (replica -> packed cells), `usage-store:keys:<day>` and
+ * `usage-store:month:<month>` (replica\nkey -> "requests prompt completion" / "requests tokens"),
+ * `usage-store:last-used` (replica\nkey -> ms), `usage-store:epoch` (a random id that changes
+ * when Redis starts empty, telling replicas to send everything again). Day hashes expire after
+ * the retention. No method throws or waits for a reconnection: while Redis is away, they answer
+ * undefined (one warning per outage, one info line when it is back).
+ */
+export class SharedUsage {
+  private readonly client: Redis
+  private readonly base: string
+  private readonly address: string
+  private down = false
+  private closing = false
+  /** After a failed command on a connection that still looks fine (a hung server), stay away this long. */
+  private retryAt = 0
+
+  constructor (private readonly options: SharedUsageOptions, private readonly log: UsageLogger) {
+    this.base = `${options.prefix}usage-store:`
+    this.address = addressOf(options.url)
+    const reconnect = options.reconnect ?? true
+    this.client = new Redis(options.url, {
+      lazyConnect: !reconnect,
+      enableOfflineQueue: !reconnect,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 5000,
+      connectTimeout: 2000,
+      retryStrategy: () => reconnect ? 500 : null
+    })
+    this.client.on('ready', () => {
+      this.retryAt = 0
+      this.recovered()
+    })
+    // Without an 'error' listener ioredis prints every failed reconnection to stderr.
+    this.client.on('error', (err: unknown) => this.fallBack(err))
+    this.client.on('close', () => this.fallBack(new Error('connection closed')))
+  }
+
+  /** True while commands can go to Redis. */
+  get ready (): boolean {
+    return !this.closing && this.client.status === 'ready' && Date.now() >= this.retryAt
+  }
+
+  /** Connects a one-off reader; false (logged) when Redis does not answer. */
+  async connect (): Promise<boolean> {
+    try {
+      if (this.client.status === 'wait') await this.client.connect()
+      return this.ready
+    } catch (err) {
+      this.fallBack(err)
+      return false
+    }
+  }
+
+  /** Sends rows and month totals, reads the others' current totals back, in one round trip; undefined on failure. */
+  async sync (request: SyncRequest): Promise<SyncAnswer | undefined> {
+    if (!this.ready) return undefined
+    const replica = this.options.replicaId
+    const pipeline = this.client.pipeline()
+    pipeline.set(`${this.base}epoch`, randomUUID(), 'NX')
+    pipeline.get(`${this.base}epoch`)
+    for (const row of request.rows) {
+      const day = dayFromNumber(row.day)
+      const expiresAt = (row.day + 2 + this.options.retentionDays) * DAY_SECONDS
+      const dayKey = `${this.base}day:${day}:${row.key}`
+      const keysKey = `${this.base}keys:${day}`
+      const { requests, promptTokens, completionTokens } = row.totals
+      pipeline.hset(dayKey, replica, encodeNamedCells(row.cells)).expireat(dayKey, expiresAt)
+      pipeline.hset(keysKey, `${replica}\n${row.key}`, `${requests} ${promptTokens} ${completionTokens}`).expireat(keysKey, expiresAt)
+      pipeline.hset(`${this.base}last-used`, `${replica}\n${row.key}`, row.lastUsedAt)
+    }
+    const monthKey = `${this.base}month:${request.month}`
+    for (const [key, spending] of request.monthTotals) pipeline.hset(monthKey, `${replica}\n${key}`, `${spending.requests} ${spending.tokens}`)
+    if (request.monthTotals.size > 0) pipeline.expireat(monthKey, Math.ceil(request.monthEnd / 1000) + 2 * DAY_SECONDS)
+    pipeline.hgetall(`${this.base}keys:${request.day}`)
+    pipeline.hgetall(monthKey)
+    try {
+      const results = await this.exec(pipeline)
+      const epoch = String(results[1])
+      const othersDay = this.othersTotals(results[results.length - 2] as Record<string, string>, true)
+      const othersMonth = this.othersTotals(results[results.length - 1] as Record<string, string>, false)
+      this.recovered()
+      return { epoch, othersDay, othersMonth }
+    } catch (err) {
+      this.failed(err)
+      return undefined
+    }
+  }
+
+  /** Calls `visit` for every cell the other replicas hold for `days` (YYYY-MM-DD); false when Redis failed. */
+  async visitOthers (days: string[], visit: (day: string, key: string, cell: NamedCell) => void): Promise<boolean> {
+    if (!this.ready) return false
+    try {
+      const rows: Array<[string, string]> = []
+      for (let start = 0; start < days.length; start += DAYS_PER_ROUND_TRIP) {
+        const chunk = days.slice(start, start + DAYS_PER_ROUND_TRIP)
+        const pipeline = this.client.pipeline()
+        for (const day of chunk) pipeline.hkeys(`${this.base}keys:${day}`)
+        const results = await this.exec(pipeline)
+        chunk.forEach((day, index) => {
+          const keys = new Set<string>()
+          for (const field of results[index] as string[]) {
+            const newline = field.indexOf('\n')
+            if (newline > 0 && field.slice(0, newline) !== this.options.replicaId) keys.add(field.slice(newline + 1))
+          }
+          for (const key of keys) rows.push([day, key])
+        })
+      }
+      for (let start = 0; start < rows.length; start += ROWS_PER_ROUND_TRIP) {
+        const chunk = rows.slice(start, start + ROWS_PER_ROUND_TRIP)
+        const pipeline = this.client.pipeline()
+        for (const [day, key] of chunk) pipeline.hgetallBuffer(`${this.base}day:${day}:${key}`)
+        const results = await this.exec(pipeline)
+        chunk.forEach(([day, key], index) => {
+          for (const [replica, blob] of Object.entries(results[index] as Record<string, Buffer>)) {
+            if (replica !== this.options.replicaId) forEachNamedCell(blob, cell => visit(day, key, cell))
+          }
+        })
+      }
+      this.recovered()
+      return true
+    } catch (err) {
+      this.failed(err)
+      return false
+    }
+  }
+
+  /** When each key was last counted by another replica (ms); undefined when Redis failed. */
+  async othersLastUsed (): Promise<Map<string, number> | undefined> {
+    if (!this.ready) return undefined
+    try {
+      const fields = await this.client.hgetall(`${this.base}last-used`)
+      const lastUsed = new Map<string, number>()
+      for (const [field, value] of Object.entries(fields)) {
+        const newline = field.indexOf('\n')
+        if (newline <= 0 || field.slice(0, newline) === this.options.replicaId) continue
+        const key = field.slice(newline + 1)
+        lastUsed.set(key, Math.max(lastUsed.get(key) ?? 0, Number(value)))
+      }
+      this.recovered()
+      return lastUsed
+    } catch (err) {
+      this.failed(err)
+      return undefined
+    }
+  }
+
+  async close (): Promise<void> {
+    this.closing = true
+    if (this.client.status === 'ready') {
+      try {
+        await this.client.quit()
+        return
+      } catch {
+        // fall through: drop the connection
+      }
+    }
+    this.client.disconnect()
+  }
+
+  /** A pipeline's results; throws the first command's error. */
+  private async exec (pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+    const results = await pipeline.exec()
+    if (results === null) throw new Error('pipeline aborted')
+    return results.map(([error, value]) => {
+      if (error !== null) throw error
+      return value
+    })
+  }
+
+  /** Sums of "replica\nkey" fields per key, leaving this replica's out. */
+  private othersTotals (fields: Record<string, string>, perDay: boolean): Map<string, Spending> {
+    const totals = new Map<string, Spending>()
+    for (const [field, value] of Object.entries(fields)) {
+      const newline = field.indexOf('\n')
+      if (newline <= 0 || field.slice(0, newline) === this.options.replicaId) continue
+      const key = field.slice(newline + 1)
+      const numbers = value.split(' ').map(Number)
+      const tokens = perDay ? numbers[1] + numbers[2] : numbers[1]
+      if (!numbers.every(Number.isFinite)) continue
+      const spending = totals.get(key) ?? { requests: 0, tokens: 0 }
+      spending.requests += numbers[0]
+      spending.tokens += tokens
+      totals.set(key, spending)
+    }
+    return totals
+  }
+
+  private failed (err: unknown): void {
+    this.retryAt = Date.now() + COOLDOWN_MS
+    this.fallBack(err)
+  }
+
+  private fallBack (err: unknown): void {
+    if (this.closing || this.down) return
+    this.down = true
+    this.log.warn({ redis: this.address, reason: messageOf(err) }, SHARED_DOWN)
+  }
+
+  private recovered (): void {
+    if (!this.down) return
+    this.down = false
+    this.log.info({ redis: this.address }, SHARED_BACK)
+  }
+}

@@ -1,0 +1,121 @@
+import { addDays, dayFromNumber, dayNumber, isDay } from './calendar.js'
+import type { CellCounts } from './packed-counts.js'
+import type { SharedUsage } from './shared-usage.js'
+import type { UsageRows } from './usage-rows.js'
+
+/** What a report may group by. */
+export const REPORT_FIELDS = ['key', 'model', 'host', 'day'] as const
+export type ReportField = typeof REPORT_FIELDS[number]
+
+/** A report's days (local dates YYYY-MM-DD, both included) and grouping (an empty `by` sums everything). */
+export interface UsageReportQuery {
+  since: string
+  until: string
+  by: ReportField[]
+}
+
+/** One group: only the `by` fields are present. The JSON shape of GET /proxy/usage and `usage --format json`. */
+export interface UsageReportRow {
+  key?: string
+  model?: string
+  host?: string
+  day?: string
+  requests: number
+  prompt_tokens: number
+  completion_tokens: number
+}
+
+export interface UsageReport {
+  since: string
+  until: string
+  rows: UsageReportRow[]
+}
+
+/**
+ * A report and where its counts come from: 'unused' (no Redis configured: this store holds all
+ * the traffic), 'included' (the other replicas' traffic came from Redis) or 'unreachable'
+ * (Redis is configured but failed: the rows hold this replica's traffic only).
+ */
+export interface UsageReportResult {
+  report: UsageReport
+  redis: 'unused' | 'included' | 'unreachable'
+}
+
+/** The longest span a report may cover, in days. */
+export const MAX_REPORT_DAYS = 3660
+
+/**
+ * Checks a query: real dates, since <= until, at most MAX_REPORT_DAYS days, known and distinct
+ * `by` fields. Throws RangeError naming the field.
+ */
+export function checkReportQuery (query: UsageReportQuery): void {
+  if (!isDay(query.since)) throw new RangeError(`since: expected a date YYYY-MM-DD, got ${JSON.stringify(query.since)}`)
+  if (!isDay(query.until)) throw new RangeError(`until: expected a date YYYY-MM-DD, got ${JSON.stringify(query.until)}`)
+  if (query.since > query.until) throw new RangeError(`since (${query.since}) is after until (${query.until})`)
+  if (dayNumber(query.until) - dayNumber(query.since) >= MAX_REPORT_DAYS) throw new RangeError(`a report covers at most ${MAX_REPORT_DAYS} days`)
+  for (const field of query.by) {
+    if (!(REPORT_FIELDS as readonly string[]).includes(field)) throw new RangeError(`by: unknown field ${JSON.stringify(field)}; use ${REPORT_FIELDS.join(', ')}`)
+  }
+  if (new Set(query.by).size !== query.by.length) throw new RangeError('by: a field is named twice')
+}
+
+/** Sums cells into the groups of a report. */
+export class ReportBuilder {
+  private readonly groups = new Map<string, UsageReportRow>()
+  private readonly fields: ReportField[]
+
+  constructor (private readonly by: ReportField[]) {
+    this.fields = REPORT_FIELDS.filter(field => by.includes(field))
+  }
+
+  add (day: string, key: string, model: string, host: string, counts: CellCounts): void {
+    const values = { key, model, host, day }
+    const group = this.fields.map(field => values[field]).join('\u0000')
+    let row = this.groups.get(group)
+    if (row === undefined) {
+      row = {} as UsageReportRow
+      for (const field of this.fields) row[field] = values[field]
+      row.requests = 0
+      row.prompt_tokens = 0
+      row.completion_tokens = 0
+      this.groups.set(group, row)
+    }
+    row.requests += counts.requests
+    row.prompt_tokens += counts.promptTokens
+    row.completion_tokens += counts.completionTokens
+  }
+
+  /** The groups, sorted by the `by` fields in the order given (by UTF-16 code units, the same in every locale). */
+  rows (): UsageReportRow[] {
+    return [...this.groups.values()].sort((a, b) => {
+      for (const field of this.by) {
+        const left = a[field] ?? ''
+        const right = b[field] ?? ''
+        if (left !== right) return left < right ? -1 : 1
+      }
+      return 0
+    })
+  }
+}
+
+/**
+ * The report of `query` (checked with checkReportQuery): this database's rows, plus the other
+ * replicas' from Redis when `shared` is given. Redis failing is not an error: the result says so.
+ */
+export async function buildReport (rows: UsageRows, shared: SharedUsage | undefined, query: UsageReportQuery): Promise<UsageReportResult> {
+  checkReportQuery(query)
+  const builder = new ReportBuilder(query.by)
+  const first = dayNumber(query.since)
+  const last = dayNumber(query.until)
+  rows.visitCells(first, last, (day, key, model, host, counts) => builder.add(dayFromNumber(day), key, model, host, counts))
+  let redis: UsageReportResult['redis'] = 'unused'
+  if (shared !== undefined) {
+    const days: string[] = []
+    for (let day = query.since; day <= query.until; day = addDays(day, 1)) days.push(day)
+    const ok = await shared.visitOthers(days, (day, key, cell) => builder.add(day, key, cell.model, cell.host, cell))
+    redis = ok ? 'included' : 'unreachable'
+    // Rows visited before a failure would make a partial mix: start again from this database alone.
+    if (!ok) return await buildReport(rows, undefined, query).then(result => ({ ...result, redis }))
+  }
+  return { report: { since: query.since, until: query.until, rows: builder.rows() }, redis }
+}
