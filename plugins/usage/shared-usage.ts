@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { dayFromNumber } from './calendar.js'
+import { dayFromNumber, dayNumber } from './calendar.js'
 import type { Spending } from './current-totals.js'
 import { encodeNamedCells, forEachNamedCell, type NamedCell } from './packed-counts.js'
 import type { OutboxRow } from './usage-rows.js'
@@ -72,7 +72,8 @@ function addressOf (url: string): string {
  * Redis lost it, is harmless; readers add the replicas up. Redis keys (under the prefix):
  * `usage-store:day:<day>:<key>` (replica -> packed cells), `usage-store:keys:<day>` and
  * `usage-store:month:<month>` (replica\nkey -> "requests prompt completion" / "requests tokens"),
- * `usage-store:last-used` (replica\nkey -> ms), `usage-store:epoch` (a random id that changes
+ * `usage-store:last-used` (replica\nkey -> ms), `usage-store:days` (sorted set of the days held,
+ * scored by day number), `usage-store:epoch` (a random id that changes
  * when Redis starts empty, telling replicas to send everything again). Day hashes expire after
  * the retention. No method throws or waits for a reconnection: while Redis is away, they answer
  * undefined (one warning per outage, one info line when it is back).
@@ -130,8 +131,12 @@ export class SharedUsage {
     const pipeline = this.client.pipeline()
     pipeline.set(`${this.base}epoch`, randomUUID(), 'NX')
     pipeline.get(`${this.base}epoch`)
+    // The days Redis holds, so a report asks only for those; days past the retention leave it.
+    const days = `${this.base}days`
+    pipeline.zremrangebyscore(days, '-inf', `(${dayNumber(request.day) - this.options.retentionDays - 2}`)
     for (const row of request.rows) {
       const day = dayFromNumber(row.day)
+      pipeline.zadd(days, row.day, day)
       const expiresAt = (row.day + 2 + this.options.retentionDays) * DAY_SECONDS
       const dayKey = `${this.base}day:${day}:${row.key}`
       const keysKey = `${this.base}keys:${day}`
@@ -158,10 +163,14 @@ export class SharedUsage {
     }
   }
 
-  /** Calls `visit` for every cell the other replicas hold for `days` (YYYY-MM-DD); false when Redis failed. */
-  async visitOthers (days: string[], visit: (day: string, key: string, cell: NamedCell) => void): Promise<boolean> {
+  /**
+   * Calls `visit` for every cell the other replicas hold from day `first` to day `last` (day
+   * numbers, inclusive); false when Redis failed.
+   */
+  async visitOthers (first: number, last: number, visit: (day: string, key: string, cell: NamedCell) => void): Promise<boolean> {
     if (!this.ready) return false
     try {
+      const days = await this.client.zrangebyscore(`${this.base}days`, first, last)
       const rows: Array<[string, string]> = []
       for (let start = 0; start < days.length; start += DAYS_PER_ROUND_TRIP) {
         const chunk = days.slice(start, start + DAYS_PER_ROUND_TRIP)

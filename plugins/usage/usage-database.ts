@@ -139,7 +139,9 @@ function prepare (db: Database.Database, file: string, readOnly: boolean): Opene
     // NORMAL in WAL mode: a commit survives the process being killed; only a power loss may take the last ones.
     db.pragma('synchronous = NORMAL')
   }
-  db.pragma('busy_timeout = 2000')
+  // A writer waits briefly (only a second writer would hold the lock; a flush must not stall the
+  // event loop behind it); a reader may wait longer.
+  db.pragma(`busy_timeout = ${readOnly ? 2000 : 100}`)
   if (!readOnly) {
     db.transaction(() => {
       db.exec(SCHEMA)

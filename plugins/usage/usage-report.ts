@@ -1,4 +1,4 @@
-import { addDays, dayFromNumber, dayNumber, isDay } from './calendar.js'
+import { dayFromNumber, dayNumber, isDay } from './calendar.js'
 import type { CellCounts } from './packed-counts.js'
 import type { SharedUsage } from './shared-usage.js'
 import type { UsageRows } from './usage-rows.js'
@@ -41,18 +41,11 @@ export interface UsageReportResult {
   redis: 'unused' | 'included' | 'unreachable'
 }
 
-/** The longest span a report may cover, in days. */
-export const MAX_REPORT_DAYS = 3660
-
-/**
- * Checks a query: real dates, since <= until, at most MAX_REPORT_DAYS days, known and distinct
- * `by` fields. Throws RangeError naming the field.
- */
+/** Checks a query: real dates, since <= until, known and distinct `by` fields. Throws RangeError naming the field. */
 export function checkReportQuery (query: UsageReportQuery): void {
   if (!isDay(query.since)) throw new RangeError(`since: expected a date YYYY-MM-DD, got ${JSON.stringify(query.since)}`)
   if (!isDay(query.until)) throw new RangeError(`until: expected a date YYYY-MM-DD, got ${JSON.stringify(query.until)}`)
   if (query.since > query.until) throw new RangeError(`since (${query.since}) is after until (${query.until})`)
-  if (dayNumber(query.until) - dayNumber(query.since) >= MAX_REPORT_DAYS) throw new RangeError(`a report covers at most ${MAX_REPORT_DAYS} days`)
   for (const field of query.by) {
     if (!(REPORT_FIELDS as readonly string[]).includes(field)) throw new RangeError(`by: unknown field ${JSON.stringify(field)}; use ${REPORT_FIELDS.join(', ')}`)
   }
@@ -110,9 +103,7 @@ export async function buildReport (rows: UsageRows, shared: SharedUsage | undefi
   rows.visitCells(first, last, (day, key, model, host, counts) => builder.add(dayFromNumber(day), key, model, host, counts))
   let redis: UsageReportResult['redis'] = 'unused'
   if (shared !== undefined) {
-    const days: string[] = []
-    for (let day = query.since; day <= query.until; day = addDays(day, 1)) days.push(day)
-    const ok = await shared.visitOthers(days, (day, key, cell) => builder.add(day, key, cell.model, cell.host, cell))
+    const ok = await shared.visitOthers(first, last, (day, key, cell) => builder.add(day, key, cell.model, cell.host, cell))
     redis = ok ? 'included' : 'unreachable'
     // Rows visited before a failure would make a partial mix: start again from this database alone.
     if (!ok) return await buildReport(rows, undefined, query).then(result => ({ ...result, redis }))
