@@ -110,3 +110,33 @@ export async function buildReport (rows: UsageRows, shared: SharedUsage | undefi
   }
   return { report: { since: query.since, until: query.until, rows: builder.rows() }, redis }
 }
+
+/** A report query as text: the CLI's flags, or the query string of GET /proxy/usage. */
+export interface ReportQueryText {
+  /** YYYY-MM-DD, or Nd: the N days ending today (7d = today and the 6 days before) */
+  since?: string
+  until?: string
+  /** comma-separated fields; "" sums everything in one row */
+  by?: string
+}
+
+export const DEFAULT_SINCE = '7d'
+export const DEFAULT_BY: ReportField[] = ['key', 'model']
+
+function parseDay (text: string, today: string, field: string): string {
+  const days = /^([1-9]\d{0,4})d$/.exec(text)
+  if (days !== null) return dayFromNumber(dayNumber(today) - Number(days[1]) + 1)
+  if (isDay(text)) return text
+  throw new RangeError(`${field}: expected a date YYYY-MM-DD or a number of days such as 7d, got ${JSON.stringify(text)}`)
+}
+
+/**
+ * A query from text, `today` being the local date (YYYY-MM-DD) in the store's time zone.
+ * Defaults: since 7d, until today, by key,model. Throws RangeError naming the field.
+ */
+export function parseReportQuery (text: ReportQueryText, today: string): UsageReportQuery {
+  const by = text.by === undefined ? DEFAULT_BY : text.by.split(',').map(field => field.trim()).filter(Boolean) as ReportField[]
+  const query = { since: parseDay(text.since ?? DEFAULT_SINCE, today, 'since'), until: parseDay(text.until ?? today, today, 'until'), by }
+  checkReportQuery(query)
+  return query
+}
