@@ -35,9 +35,11 @@ test('named cells (the copy in Redis): names written once, any characters, round
   ]
   const blob = encodeNamedCells(cells)
   const back: NamedCell[] = []
-  forEachNamedCell(blob, cell => back.push(cell))
+  forEachNamedCell(blob, (models, hosts) => (model, host, requests, promptTokens, completionTokens) => {
+    back.push({ model: models[model], host: hosts[host], requests, promptTokens, completionTokens })
+  })
   assert.deepEqual(back, cells)
   assert.equal(blob.toString('latin1').split('llama3.2').length - 1, 1, 'each name once')
-  assert.throws(() => forEachNamedCell(Buffer.from([9]), () => {}), /unknown format \(9\)/)
-  assert.throws(() => forEachNamedCell(Buffer.from([1, 0, 0, 0, 0, 1, 1, 1]), () => {}), /name index out of range/)
+  assert.throws(() => forEachNamedCell(Buffer.from([9]), () => () => {}), /unknown format \(9\)/)
+  assert.throws(() => forEachNamedCell(Buffer.from([1, 0, 0, 0, 0, 1, 1, 1]), () => () => {}), /name index out of range/)
 })

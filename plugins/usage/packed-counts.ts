@@ -148,20 +148,22 @@ export function encodeNamedCells (cells: NamedCell[]): Buffer {
   return writer.done()
 }
 
-/** Calls `visit` for each cell of a blob from encodeNamedCells. Throws on a corrupt blob or an unknown format. */
-export function forEachNamedCell (blob: Uint8Array, visit: (cell: NamedCell) => void): void {
+/**
+ * Reads a blob from encodeNamedCells: `names` gets its model and host names once and returns the
+ * visitor of its cells, which get indexes into those lists. Throws on a corrupt blob or an
+ * unknown format.
+ */
+export function forEachNamedCell (blob: Uint8Array, names: (models: string[], hosts: string[]) => CellVisitor): void {
   const reader = new Reader(blob)
   const format = reader.varint()
   if (format !== NAMED_FORMAT) throw new Error(`usage counts in an unknown format (${format})`)
   const models = Array.from({ length: reader.varint() }, () => reader.text())
   const hosts = Array.from({ length: reader.varint() }, () => reader.text())
+  const visit = names(models, hosts)
   while (reader.more) {
-    const model = models[reader.varint()]
-    const host = hosts[reader.varint()]
-    const requests = reader.varint()
-    const promptTokens = reader.varint()
-    const completionTokens = reader.varint()
-    if (model === undefined || host === undefined) throw new Error('corrupt usage counts: a name index out of range')
-    visit({ model, host, requests, promptTokens, completionTokens })
+    const model = reader.varint()
+    const host = reader.varint()
+    if (model >= models.length || host >= hosts.length) throw new Error('corrupt usage counts: a name index out of range')
+    visit(model, host, reader.varint(), reader.varint(), reader.varint())
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { dayFromNumber, dayNumber } from './calendar.js'
 import type { Spending } from './current-totals.js'
-import { encodeNamedCells, forEachNamedCell, type NamedCell } from './packed-counts.js'
+import { encodeNamedCells } from './packed-counts.js'
 import type { OutboxRow } from './usage-rows.js'
 
 type LogFn = (obj: Record<string, unknown>, msg: string) => void
@@ -95,7 +95,7 @@ export class SharedUsage {
       lazyConnect: !reconnect,
       enableOfflineQueue: !reconnect,
       maxRetriesPerRequest: 0,
-      commandTimeout: 5000,
+      commandTimeout: 2000,
       connectTimeout: 2000,
       retryStrategy: () => reconnect ? 500 : null
     })
@@ -164,10 +164,10 @@ export class SharedUsage {
   }
 
   /**
-   * Calls `visit` for every cell the other replicas hold from day `first` to day `last` (day
-   * numbers, inclusive); false when Redis failed.
+   * Calls `visit` with the packed cells (packed-counts.ts, named) of every row the other replicas
+   * hold from day `first` to day `last` (day numbers, inclusive); false when Redis failed.
    */
-  async visitOthers (first: number, last: number, visit: (day: string, key: string, cell: NamedCell) => void): Promise<boolean> {
+  async visitOthers (first: number, last: number, visit: (day: string, key: string, cells: Buffer) => void): Promise<boolean> {
     if (!this.ready) return false
     try {
       const days = await this.client.zrangebyscore(`${this.base}days`, first, last)
@@ -193,7 +193,7 @@ export class SharedUsage {
         const results = await this.exec(pipeline)
         chunk.forEach(([day, key], index) => {
           for (const [replica, blob] of Object.entries(results[index] as Record<string, Buffer>)) {
-            if (replica !== this.options.replicaId) forEachNamedCell(blob, cell => visit(day, key, cell))
+            if (replica !== this.options.replicaId) visit(day, key, blob)
           }
         })
       }

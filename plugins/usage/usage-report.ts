@@ -1,5 +1,6 @@
 import { dayFromNumber, dayNumber, isDay } from './calendar.js'
-import type { CellCounts } from './packed-counts.js'
+import { forEachCell, forEachNamedCell } from './packed-counts.js'
+import { ReportBuilder } from './report-builder.js'
 import type { SharedUsage } from './shared-usage.js'
 import type { UsageRows } from './usage-rows.js'
 
@@ -52,45 +53,6 @@ export function checkReportQuery (query: UsageReportQuery): void {
   if (new Set(query.by).size !== query.by.length) throw new RangeError('by: a field is named twice')
 }
 
-/** Sums cells into the groups of a report. */
-export class ReportBuilder {
-  private readonly groups = new Map<string, UsageReportRow>()
-  private readonly fields: ReportField[]
-
-  constructor (private readonly by: ReportField[]) {
-    this.fields = REPORT_FIELDS.filter(field => by.includes(field))
-  }
-
-  add (day: string, key: string, model: string, host: string, counts: CellCounts): void {
-    const values = { key, model, host, day }
-    const group = this.fields.map(field => values[field]).join('\u0000')
-    let row = this.groups.get(group)
-    if (row === undefined) {
-      row = {} as UsageReportRow
-      for (const field of this.fields) row[field] = values[field]
-      row.requests = 0
-      row.prompt_tokens = 0
-      row.completion_tokens = 0
-      this.groups.set(group, row)
-    }
-    row.requests += counts.requests
-    row.prompt_tokens += counts.promptTokens
-    row.completion_tokens += counts.completionTokens
-  }
-
-  /** The groups, sorted by the `by` fields in the order given (by UTF-16 code units, the same in every locale). */
-  rows (): UsageReportRow[] {
-    return [...this.groups.values()].sort((a, b) => {
-      for (const field of this.by) {
-        const left = a[field] ?? ''
-        const right = b[field] ?? ''
-        if (left !== right) return left < right ? -1 : 1
-      }
-      return 0
-    })
-  }
-}
-
 /**
  * The report of `query` (checked with checkReportQuery): this database's rows, plus the other
  * replicas' from Redis when `shared` is given. Redis failing is not an error: the result says so.
@@ -100,10 +62,27 @@ export async function buildReport (rows: UsageRows, shared: SharedUsage | undefi
   const builder = new ReportBuilder(query.by)
   const first = dayNumber(query.since)
   const last = dayNumber(query.until)
-  rows.visitCells(first, last, (day, key, model, host, counts) => builder.add(dayFromNumber(day), key, model, host, counts))
+  // The database's ids to the report's indexes, each name looked up once.
+  const { keys, models, hosts } = rows.names
+  const keyIndex: number[] = []
+  const modelIndex: number[] = []
+  const hostIndex: number[] = []
+  rows.visitRows(first, last, (day, keyId, cells) => {
+    const group = builder.row(day, keyIndex[keyId] ??= builder.index('key', keys.nameOf(keyId)))
+    forEachCell(cells, (model, host, requests, promptTokens, completionTokens) => {
+      builder.addCell(group, modelIndex[model] ??= builder.index('model', models.nameOf(model)), hostIndex[host] ??= builder.index('host', hosts.nameOf(host)), requests, promptTokens, completionTokens)
+    })
+  })
   let redis: UsageReportResult['redis'] = 'unused'
   if (shared !== undefined) {
-    const ok = await shared.visitOthers(first, last, (day, key, cell) => builder.add(day, key, cell.model, cell.host, cell))
+    const ok = await shared.visitOthers(first, last, (day, key, cells) => {
+      const group = builder.row(dayNumber(day), builder.index('key', key))
+      forEachNamedCell(cells, (modelNames, hostNames) => {
+        const models = modelNames.map(name => builder.index('model', name))
+        const hosts = hostNames.map(name => builder.index('host', name))
+        return (model, host, requests, promptTokens, completionTokens) => builder.addCell(group, models[model], hosts[host], requests, promptTokens, completionTokens)
+      })
+    })
     redis = ok ? 'included' : 'unreachable'
     // Rows visited before a failure would make a partial mix: start again from this database alone.
     if (!ok) return await buildReport(rows, undefined, query).then(result => ({ ...result, redis }))

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
 import { addToCell, CELL_SPAN, decodeCells, encodeCells, forEachCell, type CellCounts, type NamedCell } from './packed-counts.js'
-import type { OpenedDatabase } from './usage-database.js'
+import type { NameTables, OpenedDatabase } from './usage-database.js'
 
 /** Counts waiting in memory for one key on one day (day = days since 1970-01-01 of the local date). */
 export interface PendingRow {
@@ -28,8 +28,6 @@ export interface OutboxRow {
   totals: CellCounts
   lastUsedAt: number
 }
-
-export type NamedCellVisitor = (day: number, key: string, model: string, host: string, counts: CellCounts) => void
 
 /** The queries of the usage database, on ids and packed cells (usage-database.ts has the schema). */
 export class UsageRows {
@@ -94,15 +92,14 @@ export class UsageRows {
     return totals
   }
 
-  /** Calls `visit` for every cell from `fromDay` to `toDay` (day numbers, inclusive), with names. */
-  visitCells (fromDay: number, toDay: number, visit: NamedCellVisitor): void {
-    const { keys, models, hosts } = this.opened.names
-    for (const [day, keyId, blob] of this.statements.range.iterate(fromDay, toDay) as Iterable<[number, number, Buffer]>) {
-      const key = keys.nameOf(keyId)
-      forEachCell(blob, (model, host, requests, promptTokens, completionTokens) => {
-        visit(day, key, models.nameOf(model), hosts.nameOf(host), { requests, promptTokens, completionTokens })
-      })
-    }
+  /** Calls `visit` for every row from `fromDay` to `toDay` (day numbers, inclusive) with its packed cells. */
+  visitRows (fromDay: number, toDay: number, visit: (day: number, keyId: number, cells: Buffer) => void): void {
+    for (const [day, keyId, cells] of this.statements.range.iterate(fromDay, toDay) as Iterable<[number, number, Buffer]>) visit(day, keyId, cells)
+  }
+
+  /** The name tables, to read the ids of visitRows. */
+  get names (): NameTables {
+    return this.opened.names
   }
 
   /** When each key was last counted (ms since the epoch). */

@@ -77,7 +77,9 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
   private dayCache: { windows: CalendarWindows, day: number } | undefined
   private maintainedDay = ''
   private failing = false
-  private syncing: Promise<void> | undefined
+  /** the last exchange with Redis, and whether it still runs */
+  private syncDone: Promise<void> = Promise.resolve()
+  private syncing = false
   private closing: Promise<void> | undefined
   private closed = false
 
@@ -178,9 +180,7 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
       }
       this.emit('flush', { rows: rows.size })
     }
-    if (this.shared !== undefined && this.syncing === undefined) {
-      this.syncing = this.sync().finally(() => { this.syncing = undefined })
-    }
+    if (this.shared !== undefined && !this.syncing) this.syncDone = this.sync()
     return rows.size
   }
 
@@ -208,7 +208,7 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
     this.closing ??= (async () => {
       clearInterval(this.timer)
       this.flush()
-      await this.syncing
+      await this.syncDone
       // The rows of the last flush, unless that exchange already took them.
       if (this.shared?.ready === true) await this.sync()
       await this.shared?.close()
@@ -244,6 +244,7 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
 
   /** Sends the outbox to Redis and reads the other replicas' totals back, until the outbox is empty. */
   private async sync (): Promise<void> {
+    this.syncing = true
     let ok = false
     let sent = 0
     try {
@@ -269,6 +270,7 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
     } catch (err) {
       this.log.error({ file: this.file, reason: (err as Error).message }, 'cannot read or clear the usage outbox')
     }
+    this.syncing = false
     this.emit('sync', { ok, rows: sent })
   }
 }
