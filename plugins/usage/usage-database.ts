@@ -51,6 +51,8 @@ function reasonOf (err: unknown): string {
   if (code !== undefined && REASONS[code] !== undefined) return REASONS[code]
   if (code === 'SQLITE_NOTADB') return 'the file is not an SQLite database'
   if (code === 'SQLITE_READONLY') return 'the database is read-only'
+  // A reader of a WAL database creates its index file (-shm) unless a running writer made it.
+  if (code === 'SQLITE_READONLY_DIRECTORY') return 'its folder is not writable, and reading it while the proxy is stopped needs to create the index file (-shm) there'
   if (code === 'SQLITE_CORRUPT') return 'the database file is damaged'
   return err instanceof Error ? err.message : String(err)
 }

@@ -85,7 +85,8 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
 
   /**
    * Opens (creates) the store. Throws UsageStoreError naming the path and the reason (see
-   * openDatabase), or for a bad option (unknown time zone, retention not a whole number >= 1).
+   * openDatabase; also damaged rows), or for a bad option (unknown time zone, retention not a
+   * whole number >= 1).
    */
   static open (options: UsageStoreOptions): UsageStore {
     try {
@@ -96,7 +97,13 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
     if (!Number.isSafeInteger(options.retentionDays) || options.retentionDays < 1) {
       throw new UsageStoreError(`usage.retention_days: expected a whole number of days of at least 1, got ${options.retentionDays}`)
     }
-    return new UsageStore(openDatabase(options.file), options)
+    const opened = openDatabase(options.file)
+    try {
+      return new UsageStore(opened, options)
+    } catch (err) {
+      opened.db.close()
+      throw new UsageStoreError(`${opened.file}: cannot read the usage database: ${(err as Error).message}; it is left as it is`)
+    }
   }
 
   private constructor (private readonly opened: OpenedDatabase, private readonly options: UsageStoreOptions) {
