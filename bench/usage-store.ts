@@ -1,7 +1,7 @@
 // The usage store's cost (issue 20): a busy year written through the store's own record() and
 // flush() (100 keys x 20 models x 5 hosts x 365 days, every combination present), then its size
 // on disk, the time of `usage --by key,model` over it, and the hot path's cost (record() per call,
-// one flush of a busy second). With --redis, the same year also goes through a throwaway
+// a flush per second of steady traffic on the full store). With --redis, the same year also goes through a throwaway
 // redis-server: its memory, and a report read from Redis by another replica.
 //
 //   node --import tsx bench/usage-store.ts                    # typical counts
@@ -95,6 +95,19 @@ try {
     store.flush()
     flushMs.push(performance.now() - flushStarted)
   }
+  // Steady state on the full store: an hour of seconds, each with 50 answers from random keys.
+  const secondMs: number[] = []
+  for (let second = 0; second < 3600; second++) {
+    now = START + (DAYS - 1) * DAY_MS + second * 1000
+    for (let answer = 0; answer < 50; answer++) {
+      const [, promptTokens, completionTokens] = counts()
+      store.record({ key: keyNames[Math.floor(random() * KEYS)], model: modelNames[Math.floor(random() * MODELS)], host: hostNames[Math.floor(random() * HOSTS)], promptTokens, completionTokens })
+    }
+    const started = performance.now()
+    store.flush()
+    secondMs.push(performance.now() - started)
+  }
+
   // With Redis: exchanges until the outbox is empty (each takes at most 10 000 rows).
   let pushMs = 0
   if (shared !== null) {
@@ -142,6 +155,8 @@ try {
   console.log(`report --by key,model,day: ${byDayMs.toFixed(0)} ms, ${dayRows} rows`)
   console.log(`usage command --by key,model --format json: ${commandMs.toFixed(0)} ms, exit ${status}, ${output.length} bytes`)
   console.log(`record(): ${(recordNs / records).toFixed(0)} ns per call`)
+  const sortedSeconds = [...secondMs].sort((a, b) => a - b)
+  console.log(`flush of one busy second (50 answers) on the full store: median ${median(secondMs).toFixed(2)} ms, p99 ${sortedSeconds[Math.floor(sortedSeconds.length * 0.99)].toFixed(2)} ms, max ${Math.max(...secondMs).toFixed(1)} ms over 3600 flushes`)
   console.log(`flush of one day (${KEYS} rows of ${MODELS * HOSTS} cells): median ${median(flushMs).toFixed(1)} ms, max ${Math.max(...flushMs).toFixed(1)} ms`)
 
   if (redisServer !== undefined && shared !== null) {

@@ -34,8 +34,8 @@ class Names {
 export type RowGroup = Map<number, number[]>
 
 /**
- * Sums cells into the groups of a report with numbers only: names become indexes once, a group
- * is a map key made of two of them, so a year of cells (millions) sums in well under a second.
+ * Sums cells into the groups of a report with numbers only: names become indexes once, and a
+ * group is a map key made of two of them, because a long report visits millions of cells.
  */
 export class ReportBuilder {
   private readonly names = { key: new Names(), model: new Names(), host: new Names() }
