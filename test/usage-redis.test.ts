@@ -44,7 +44,9 @@ test('usage through Redis: two replicas agree on budgets and each reports both r
   use(b, 'student-17', 'llama3.2', 'gpu-2', 300, 200)
   use(b, 'student-17', 'qwen3:8b', 'gpu-2', 10, 0)
   use(a, 'web-app', 'qwen3:8b', 'gpu-1', 5, 5)
-  await waitUntil('both replicas to see 1110 tokens of student-17', () => a.spent('student-17').dayTokens === 1110 && b.spent('student-17').dayTokens === 1110)
+  // Day and month totals come from two hashes another replica writes in turn: wait for both.
+  const agreed = (store: UsageStore) => store.spent('student-17').dayTokens === 1110 && store.spent('student-17').monthTokens === 1110 && store.spent('web-app').dayTokens === 10
+  await waitUntil('both replicas to see 1110 tokens of student-17', () => agreed(a) && agreed(b))
   for (const store of [a, b]) {
     assert.deepEqual([store.spent('student-17').dayRequests, store.spent('student-17').monthTokens, store.spent('web-app').dayTokens], [3, 1110, 10])
     const decision = checkBudgets('student-17', budgets, store.spent('student-17'), Date.now())
