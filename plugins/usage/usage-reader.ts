@@ -1,4 +1,4 @@
-import { SharedUsage, type UsageLogger } from './shared-usage.js'
+import type { SharedUsage, UsageLogger } from './shared-usage.js'
 import { openDatabase, type OpenedDatabase } from './usage-database.js'
 import { buildReport, type UsageReportQuery, type UsageReportResult } from './usage-report.js'
 import { UsageRows } from './usage-rows.js'
@@ -19,22 +19,24 @@ const NO_LOG: UsageLogger = { info () {}, warn () {}, error () {} }
  */
 export class UsageReader {
   private readonly rows: UsageRows
-  private readonly shared: SharedUsage | undefined
+  private shared: SharedUsage | undefined
 
   /** Throws UsageStoreError naming the path and the reason: no file, not SQLite, not a usage database. */
   static open (options: UsageReaderOptions): UsageReader {
     return new UsageReader(openDatabase(options.file, { readOnly: true }), options)
   }
 
-  private constructor (private readonly opened: OpenedDatabase, options: UsageReaderOptions) {
+  private constructor (private readonly opened: OpenedDatabase, private readonly options: UsageReaderOptions) {
     this.rows = new UsageRows(opened)
-    this.shared = options.redis != null
-      ? new SharedUsage({ ...options.redis, replicaId: opened.replicaId, retentionDays: 0, reconnect: false }, options.log ?? NO_LOG)
-      : undefined
   }
 
   /** The report of `query`; throws RangeError for a bad query (see checkReportQuery). */
   async report (query: UsageReportQuery): Promise<UsageReportResult> {
+    if (this.options.redis != null && this.shared === undefined) {
+      // Loaded only when needed: a one-off command without Redis starts faster.
+      const { SharedUsage } = await import('./shared-usage.js')
+      this.shared = new SharedUsage({ ...this.options.redis, replicaId: this.opened.replicaId, retentionDays: 0, reconnect: false }, this.options.log ?? NO_LOG)
+    }
     await this.shared?.connect()
     return await buildReport(this.rows, this.shared, query)
   }
