@@ -54,10 +54,6 @@ class Reader {
   offset = 0
   constructor (private readonly bytes: Uint8Array) {}
 
-  get more (): boolean {
-    return this.offset < this.bytes.length
-  }
-
   varint (): number {
     let value = 0
     let scale = 1
@@ -95,12 +91,17 @@ export function encodeCells (cells: Map<number, CellCounts>): Buffer {
 
 /** Calls `visit` for each cell of a blob from encodeCells in one pass, building no objects. Throws on a corrupt blob. */
 export function forEachCell (blob: Uint8Array, visit: CellVisitor): void {
+  forEachGroupOfFive(blob, 0, visit)
+}
+
+/** The varints of `bytes` from `start`, five at a time, in one pass. Throws on a corrupt run. */
+function forEachGroupOfFive (bytes: Uint8Array, start: number, visit: CellVisitor): void {
   const values = [0, 0, 0, 0, 0]
   let field = 0
   let value = 0
   let scale = 1
-  for (let i = 0; i < blob.length; i++) {
-    const byte = blob[i]
+  for (let i = start; i < bytes.length; i++) {
+    const byte = bytes[i]
     value += (byte & 127) * scale
     if (byte >= 128) {
       scale *= 128
@@ -179,10 +180,8 @@ export function forEachNamedCell (blob: Uint8Array, names: (models: string[], ho
   const models = Array.from({ length: reader.varint() }, () => reader.text())
   const hosts = Array.from({ length: reader.varint() }, () => reader.text())
   const visit = names(models, hosts)
-  while (reader.more) {
-    const model = reader.varint()
-    const host = reader.varint()
+  forEachGroupOfFive(blob, reader.offset, (model, host, requests, promptTokens, completionTokens) => {
     if (model >= models.length || host >= hosts.length) throw new Error('corrupt usage counts: a name index out of range')
-    visit(model, host, reader.varint(), reader.varint(), reader.varint())
-  }
+    visit(model, host, requests, promptTokens, completionTokens)
+  })
 }

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { redactUrlCredentials } from '../config/config-loader.js'
+import { redisAddress } from '../limits/redis-windows.js'
 import { dayFromNumber, dayNumber } from './calendar.js'
 import type { Spending } from './current-totals.js'
 import { encodeNamedCells } from './packed-counts.js'
@@ -51,19 +53,13 @@ const DAY_SECONDS = 86_400
 /** Days in one pipeline of a report: enough to fill a round trip, few enough to stay small. */
 const DAYS_PER_ROUND_TRIP = 100
 const ROWS_PER_ROUND_TRIP = 500
+/** Pipelines of a report sent before the first answer is read. */
+const PIPELINES_IN_FLIGHT = 4
 const COOLDOWN_MS = 1000
 
+/** An error's message for a log line, with any URL's user:password replaced. */
 function messageOf (err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).replace(/\/\/[^@/\s]*@/g, '//***@')
-}
-
-function addressOf (url: string): string {
-  try {
-    const parsed = new URL(url)
-    return `${parsed.hostname}:${parsed.port !== '' ? parsed.port : '6379'}`
-  } catch {
-    return 'redis'
-  }
+  return redactUrlCredentials(err instanceof Error ? err.message : String(err))
 }
 
 /**
@@ -89,7 +85,7 @@ export class SharedUsage {
 
   constructor (private readonly options: SharedUsageOptions, private readonly log: UsageLogger) {
     this.base = `${options.prefix}usage-store:`
-    this.address = addressOf(options.url)
+    this.address = redisAddress(options.url)
     const reconnect = options.reconnect ?? true
     this.client = new Redis(options.url, {
       lazyConnect: !reconnect,
@@ -171,32 +167,24 @@ export class SharedUsage {
     if (!this.ready) return false
     try {
       const days = await this.client.zrangebyscore(`${this.base}days`, first, last)
-      const rows: Array<[string, string]> = []
-      for (let start = 0; start < days.length; start += DAYS_PER_ROUND_TRIP) {
-        const chunk = days.slice(start, start + DAYS_PER_ROUND_TRIP)
-        const pipeline = this.client.pipeline()
-        for (const day of chunk) pipeline.hkeys(`${this.base}keys:${day}`)
-        const results = await this.exec(pipeline)
-        chunk.forEach((day, index) => {
-          const keys = new Set<string>()
-          for (const field of results[index] as string[]) {
-            const newline = field.indexOf('\n')
-            if (newline > 0 && field.slice(0, newline) !== this.options.replicaId) keys.add(field.slice(newline + 1))
-          }
-          for (const key of keys) rows.push([day, key])
-        })
-      }
-      for (let start = 0; start < rows.length; start += ROWS_PER_ROUND_TRIP) {
-        const chunk = rows.slice(start, start + ROWS_PER_ROUND_TRIP)
-        const pipeline = this.client.pipeline()
-        for (const [day, key] of chunk) pipeline.hgetallBuffer(`${this.base}day:${day}:${key}`)
-        const results = await this.exec(pipeline)
-        chunk.forEach(([day, key], index) => {
-          for (const [replica, blob] of Object.entries(results[index] as Record<string, Buffer>)) {
-            if (replica !== this.options.replicaId) visit(day, key, blob)
-          }
-        })
-      }
+      // Which other replicas hold a row for each day and key, from the days' key hashes.
+      const rows: Array<{ day: string, key: string, replicas: string[] }> = []
+      await this.pipelined(days, DAYS_PER_ROUND_TRIP, (pipeline, day) => pipeline.hkeys(`${this.base}keys:${day}`), (day, fields) => {
+        const byKey = new Map<string, string[]>()
+        for (const field of fields as string[]) {
+          const newline = field.indexOf('\n')
+          const replica = field.slice(0, newline)
+          if (newline <= 0 || replica === this.options.replicaId) continue
+          const key = field.slice(newline + 1)
+          byKey.set(key, [...byKey.get(key) ?? [], replica])
+        }
+        for (const [key, replicas] of byKey) rows.push({ day, key, replicas })
+      })
+      await this.pipelined(rows, ROWS_PER_ROUND_TRIP, (pipeline, row) => pipeline.hmgetBuffer(`${this.base}day:${row.day}:${row.key}`, ...row.replicas), (row, blobs) => {
+        for (const blob of blobs as Array<Buffer | null>) {
+          if (blob !== null) visit(row.day, row.key, blob)
+        }
+      })
       this.recovered()
       return true
     } catch (err) {
@@ -236,6 +224,30 @@ export class SharedUsage {
       }
     }
     this.client.disconnect()
+  }
+
+  /**
+   * One command per item, sent in pipelines of `size` with a few in flight at once, so round
+   * trips overlap; `handle` gets each item's result in order. Throws the first error.
+   */
+  private async pipelined<T> (items: T[], size: number, command: (pipeline: ReturnType<Redis['pipeline']>, item: T) => unknown, handle: (item: T, result: unknown) => void): Promise<void> {
+    const chunks: T[][] = []
+    for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size))
+    const inFlight: Array<Promise<unknown[]>> = []
+    const send = (chunk: T[]) => {
+      const pipeline = this.client.pipeline()
+      for (const item of chunk) command(pipeline, item)
+      const results = this.exec(pipeline)
+      // Awaited in turn below; a failure before its turn must not count as unhandled.
+      results.catch(() => {})
+      inFlight.push(results)
+    }
+    chunks.slice(0, PIPELINES_IN_FLIGHT).forEach(send)
+    for (let index = 0; index < chunks.length; index++) {
+      const results = await inFlight.shift()!
+      if (index + PIPELINES_IN_FLIGHT < chunks.length) send(chunks[index + PIPELINES_IN_FLIGHT])
+      chunks[index].forEach((item, position) => handle(item, results[position]))
+    }
   }
 
   /** A pipeline's results; throws the first command's error. */
