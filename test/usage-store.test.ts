@@ -127,6 +127,8 @@ test('UsageStore: counts reach the database at the timer flush and at close, not
   store.record({ key: 'a', model: 'm', host: 'h', promptTokens: 1, completionTokens: 1, requests: 3 })
   await store.close()
   assert.equal(await total(), 5, 'a clean close loses nothing')
+  store.record({ key: 'a', model: 'm', host: 'h', promptTokens: 1, completionTokens: 1 })
+  assert.equal(store.spent('a').dayRequests, 4, 'a count after close() is dropped, not kept in memory')
   await store.close() // twice is fine
   await assert.rejects(store.report({ since: '2026-01-01', until: '2026-01-01', by: [] }), /closed/)
 })

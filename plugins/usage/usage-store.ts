@@ -133,8 +133,12 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
     return this.shared.ready ? 'redis' : 'local'
   }
 
-  /** Adds one answer's usage in memory: O(1), no I/O. Throws RangeError for a count that is not a whole number >= 0. */
+  /**
+   * Adds one answer's usage in memory: O(1), no I/O. Throws RangeError for a count that is not a
+   * whole number >= 0. Ignored once close() has begun: close after the server has drained.
+   */
   record (entry: UsageEntry): void {
+    if (this.closing !== undefined) return
     const requests = checkCount(entry.requests ?? 1, 'requests')
     const promptTokens = checkCount(entry.promptTokens, 'promptTokens')
     const completionTokens = checkCount(entry.completionTokens, 'completionTokens')
