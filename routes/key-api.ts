@@ -23,7 +23,8 @@ const keyApi: FastifyPluginAsync = async function keyApi (scope) {
   acceptApiBodies(scope)
 
   scope.get('/proxy/keys', { config: { route: proxyRoutes.listKeys } }, async function listKeys () {
-    return { keys: scope.config.auth.keys.map(settings => describeKey(scope, settings)) }
+    const lastUsed = await scope.usage.store.lastUsed()
+    return { keys: scope.config.auth.keys.map(settings => describeKey(scope, settings, lastUsed)) }
   })
 
   scope.post('/proxy/keys', { config: { route: proxyRoutes.addKey }, schema: { body: keySchemas.newKey } }, async function addKey (request, reply) {
@@ -38,7 +39,7 @@ const keyApi: FastifyPluginAsync = async function keyApi (scope) {
     const { name } = request.params as NameParams
     if (!edit(scope, request, reply, editable => { updateNamedKey(editable, name, request.body as KeyChanges, scope.clock()) })) return reply
     const settings = scope.config.auth.keys.find(k => k.name === name)
-    return settings === undefined ? reply : describeKey(scope, settings)
+    return settings === undefined ? reply : describeKey(scope, settings, await scope.usage.store.lastUsed())
   })
 
   scope.post('/proxy/keys/:name/rotate', { config: { route: proxyRoutes.rotateKey }, schema: { params: keySchemas.nameParams, body: keySchemas.rotation } }, async function rotateKey (request, reply) {

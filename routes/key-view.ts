@@ -29,8 +29,9 @@ export function capsView (caps: KeyCaps): Record<string, number | boolean> {
  * What the key API and the admin page show of a named key: its settings in the config file's
  * names, when it was last used, and its usage today and this month. Never its secret or digest.
  */
-export function describeKey (app: FastifyInstance, settings: NamedKeySettings): Record<string, unknown> {
+export function describeKey (app: FastifyInstance, settings: NamedKeySettings, lastUsed: ReadonlyMap<string, number>): Record<string, unknown> {
   const usage = app.usage.keyUsage(settings.name)
+  const used = lastUsed.get(settings.name)
   return {
     name: settings.name,
     scopes: settings.scopes,
@@ -40,7 +41,7 @@ export function describeKey (app: FastifyInstance, settings: NamedKeySettings): 
     expires_at: settings.expiresAt === null ? null : isoTime(settings.expiresAt),
     weight: settings.weight,
     previous_keys_valid_until: settings.previousKeys.map(p => isoTime(p.expiresAt)),
-    last_used: usage.lastUsed === null ? null : isoTime(usage.lastUsed),
+    last_used: used === undefined ? null : isoTime(used),
     usage: { day: usage.day, month: usage.month }
   }
 }

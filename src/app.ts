@@ -15,7 +15,7 @@ import authPlugin from '../plugins/auth/auth.js'
 import limitsPlugin from '../plugins/limits/limits.js'
 import policyPlugin from '../plugins/auth/policy.js'
 import upstreamPlugin from '../plugins/upstream/upstream.js'
-import usagePlugin from '../plugins/observability/usage.js'
+import usagePlugin from '../plugins/usage/accounting.js'
 import requestLogPlugin from '../plugins/observability/request-log.js'
 import metricsPlugin from '../plugins/observability/metrics.js'
 import metricsRoutes from '../routes/metrics.js'
@@ -23,6 +23,8 @@ import generationRoutes from '../routes/generation.js'
 import healthRoutes from '../routes/health.js'
 import methodNotAllowed from '../routes/method-not-allowed.js'
 import modelManagementRoutes from '../routes/model-management.js'
+import keyApi from '../routes/key-api.js'
+import proxyApi from '../routes/proxy-api.js'
 
 export interface AppOptions {
   config: ProxyConfig
@@ -45,7 +47,7 @@ export interface AppOptions {
  *   5. policy     model allowlist                                     plugins/auth/policy.ts
  *   6. plan       which host(s): listing, fan-out, slot, named host   plugins/upstream/proxy.ts
  *   7. forward    one host through reply-from, answer streamed back   plugins/upstream/forward.ts
- *   8. account    tokens of the answer when the exchange ends         plugins/observability/usage.ts
+ *   8. account    tokens of the answer when the exchange ends         plugins/usage/accounting.ts
  *   9. log        one line and the request metrics                    plugins/observability/request-log.ts
  */
 const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { config, watchConfig = false, clock }) {
@@ -62,16 +64,19 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
   // and slots live in memory. Loaded only when configured: ioredis is large.
   const shared = config.redis !== null ? await sharedState(config.redis, fastify.log) : undefined
   if (shared !== undefined) fastify.addHook('onClose', async () => { await Promise.all([shared.windows.close(), shared.leases.close()]) })
+  // The usage store comes first: the limits check its budgets, the account stage records into it.
+  await fastify.register(usagePlugin)
   await fastify.register(limitsPlugin, { windows: shared?.windows, leases: shared?.leases })
   await fastify.register(policyPlugin)
   await fastify.register(upstreamPlugin, { ledger: shared?.leases })
   await fastify.register(metricsPlugin)
-  await fastify.register(usagePlugin)
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(generationRoutes)
   await fastify.register(modelManagementRoutes)
+  await fastify.register(proxyApi)
+  await fastify.register(keyApi)
   await fastify.register(methodNotAllowed)
 }
 

@@ -5,6 +5,7 @@ import app, { serverOptions } from './app.js'
 import { createLogger } from './logger.js'
 import { ConfigError, loadConfig, redactUrlCredentials, sharedSeedTokens, shortTokenFields, type ProxyConfig } from '../plugins/config/config-loader.js'
 import { handleShutdownSignals } from './shutdown.js'
+import { UsageStoreError } from '../plugins/usage/usage-database.js'
 import { reserveUploadChunkSpace } from './upload-memory.js'
 
 export const USAGE = `Usage: ollama-proxy [--config <file>]
@@ -104,6 +105,11 @@ async function main (): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // A usage database that cannot be used is the user's to fix, like a config error: one line.
+  if (err instanceof UsageStoreError) {
+    console.error(`ollama-proxy: ${err.message}`)
+    process.exit(1)
+  }
   // Errors from ioredis or the listener may quote a URL; its credentials never reach the terminal.
   const detail = err instanceof Error ? (err.stack ?? err.message) : String(err)
   console.error(`ollama-proxy failed to start: ${redactUrlCredentials(detail)}`)

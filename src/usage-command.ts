@@ -1,10 +1,9 @@
 import { parseArgs } from 'node:util'
-import { ConfigError, defaultConfigPath } from '../plugins/config/config-loader.js'
+import { ConfigError, loadConfig } from '../plugins/config/config-loader.js'
 import { dayOf } from '../plugins/usage/calendar.js'
 import { UsageStoreError } from '../plugins/usage/usage-database.js'
 import { UsageReader } from '../plugins/usage/usage-reader.js'
 import { DEFAULT_BY, DEFAULT_SINCE, parseReportQuery, REPORT_FIELDS, type UsageReport, type UsageReportRow } from '../plugins/usage/usage-report.js'
-import { readUsageSettings } from './usage-settings.js'
 
 export const USAGE_USAGE = `Usage: ollama-proxy usage [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD] [--by key,model,day] [--format table|json|csv]
   (npm run usage -- ...)
@@ -53,8 +52,9 @@ export async function runUsageCommand (argv: string[], io: Io = defaultIo()): Pr
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
     const format = values.format ?? 'table'
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format: expected ${FORMATS.join(', ')}, got "${format}"`)
-    const explicit = values.config ?? (io.env.OLLAMA_PROXY_CONFIG || undefined)
-    const settings = readUsageSettings(explicit ?? defaultConfigPath(), explicit !== undefined)
+    // The proxy's own loader: the same file, database path and time zone the proxy uses.
+    const config = loadConfig({ path: values.config ?? (io.env.OLLAMA_PROXY_CONFIG || undefined), env: io.env })
+    const settings = { database: config.usage.database, timezone: config.usage.timezone, redis: config.redis }
     let query
     try {
       query = parseReportQuery({ since: values.since, until: values.until, by: values.by }, dayOf(io.now(), settings.timezone))

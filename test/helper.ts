@@ -5,7 +5,15 @@ import type { TestContext } from 'node:test'
 import { stringify } from 'yaml'
 import app, { serverOptions } from '../src/app.js'
 import { createLogger } from '../src/logger.js'
-import { parseConfig, type ProxyConfig } from '../plugins/config/config-loader.js'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseConfig, packageRoot, type ProxyConfig } from '../plugins/config/config-loader.js'
+
+/** The usage database a config without `usage.database` names: data/usage.sqlite in the installation. */
+function defaultUsageDatabasePath (): string {
+  return join(packageRoot(), 'data', 'usage.sqlite')
+}
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
 
 export const TOKENS = {
@@ -64,6 +72,8 @@ export interface AppTestOptions {
 
 /** Builds the proxy exactly as server.ts does and listens on a real loopback port. */
 export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture(), watchConfig = false, options: AppTestOptions = {}): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
+  // Every proxy of the tests gets a usage database of its own, unless the test chose one.
+  if (config.usage.database === defaultUsageDatabasePath()) config.usage = { ...config.usage, database: join(mkdtempSync(join(tmpdir(), 'proxy-usage-')), 'usage.sqlite') }
   const server = Fastify(serverOptions(config, createLogger(config.log.level, logs)))
   await server.register(fp(app), { config, watchConfig, clock: options.clock })
   await server.listen({ host: '127.0.0.1', port: 0 })

@@ -105,6 +105,16 @@ test('updateNamedKey sets, merges and removes fields of one key and keeps every 
   assert.equal(readFileSync(file, 'utf8'), HAND_WRITTEN, 'nothing is written before saveConfig')
 })
 
+test('updateNamedKey may replace every field of a mapping at once: the old ones removed, the new ones added', () => {
+  const editable = openConfig(handWrittenFile())
+  // The hand-written key's limits hold only `concurrent: 2`.
+  updateNamedKey(editable, 'batch-jobs', { limits: { concurrent: null, tokens_per_day: 500 } }, NOW)
+  const key = editable.config.auth.keys[0]
+  assert.equal(key.limits.concurrent, null)
+  assert.equal(key.limits.tokensPerDay, 500)
+  assert.deepEqual(parseConfig(editable.text, 'edited.yaml').auth.keys[0].limits, key.limits, 'the text says so too')
+})
+
 test('a refused edit throws one ConfigError naming the field and leaves the editable as it was', () => {
   const cases: Array<{ edit: (e: EditableConfig) => void, field: string, message: RegExp }> = [
     { edit: e => updateNamedKey(e, 'batch-jobs', { weight: 0 }, NOW), field: 'auth.keys.0.weight', message: /expected a positive whole number/ },

@@ -1,5 +1,8 @@
 // A key minted with the CLI works against a running proxy once it has reloaded; revoked, it stops.
 import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import { startFakeOllama } from './fake-ollama.js'
 import { HAND_WRITTEN, handWrittenFile, keys } from './keys-helper.js'
@@ -8,7 +11,8 @@ import { nodeArgs, spawnProcess } from './proxy-process.js'
 test('keys add/revoke reach a running proxy through live reload', async (t) => {
   const fake = await startFakeOllama()
   t.after(async () => { await fake.close() })
-  const file = handWrittenFile(HAND_WRITTEN.replace('http://127.0.0.1:1', fake.url) + 'server:\n  host: "127.0.0.1"\n  port: 0\n')
+  const usage = join(mkdtempSync(join(tmpdir(), 'proxy-usage-')), 'usage.sqlite')
+  const file = handWrittenFile(HAND_WRITTEN.replace('http://127.0.0.1:1', fake.url) + `server:\n  host: "127.0.0.1"\n  port: 0\nusage:\n  database: "${usage}"\n`)
   const proxy = spawnProcess(t, process.execPath, nodeArgs('src/server.ts', ['--config', file]))
   const [, port] = await proxy.waitFor(/"address":\["127\.0\.0\.1:(\d+)"\]/)
   const chat = async (key: string, model: string) => await fetch(`http://127.0.0.1:${port}/api/chat`, {

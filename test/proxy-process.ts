@@ -78,5 +78,6 @@ export const baseConfig = (ollama: string, extra: Record<string, unknown> = {}) 
   auth: { generate_tokens: [TOKENS.generate] },
   service: { base_url: ollama },
   server: { host: '127.0.0.1', port: 0 },
+  usage: { database: join(mkdtempSync(join(tmpdir(), 'proxy-usage-')), 'usage.sqlite') },
   ...extra
 })

@@ -1,5 +1,8 @@
 // Start-up mistakes and an unreachable Ollama, through the real process: one clear line each.
 import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { test } from 'node:test'
 import { startFakeOllama } from './fake-ollama.js'
@@ -52,4 +55,23 @@ test('Ollama unreachable: ready anyway, one warning naming the URL, then info wh
   assert.equal(proxy.output().match(/Ollama is unreachable/g)?.length, 1, 'warned once')
   proxy.child.kill('SIGTERM')
   await proxy.exited
+})
+
+test('a usage database that cannot be used stops the start with one line naming the path', async (t) => {
+  const folder = mkdtempSync(join(tmpdir(), 'proxy-usage-bad-'))
+  const notSqlite = join(folder, 'usage.sqlite')
+  writeFileSync(notSqlite, 'this is not an SQLite database, and must stay as it is')
+  const inTheWay = join(folder, 'a-file')
+  writeFileSync(inTheWay, '')
+  for (const [database, reason] of [[notSqlite, /not an SQLite database/], [join(inTheWay, 'usage.sqlite'), /in the way/]] as const) {
+    const file = configFile(baseConfig('http://127.0.0.1:1', { usage: { database } }))
+    const proxy = spawnProcess(t, process.execPath, nodeArgs('src/server.ts', ['--config', file]))
+    const { code } = await proxy.exited
+    assert.equal(code, 1)
+    const lines = proxy.output().split('\n').filter(line => line !== '' && !line.startsWith('{"level"'))
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.ok(lines[0].startsWith(`ollama-proxy: ${database}`), lines[0])
+    assert.match(lines[0], reason)
+  }
+  assert.equal(readFileSync(notSqlite, 'utf8'), 'this is not an SQLite database, and must stay as it is', 'never rewritten to recover')
 })

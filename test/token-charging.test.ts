@@ -4,7 +4,7 @@ import { jsonOf, startStack, TOKENS, type Stack } from './helper.js'
 import { MemoryWindows } from '../plugins/limits/key-limits.js'
 import { refuseWhenTokensSpent, tokensKey } from '../plugins/limits/token-window.js'
 import { ProxyError } from '../plugins/http/error-shapes.js'
-import { UsageMeter } from '../plugins/observability/usage-meter.js'
+import { UsageMeter } from '../plugins/usage/usage-meter.js'
 
 const KEY = 'charged-key-0000000000000000000000001'
 const auth = { authorization: `Bearer ${KEY}` }

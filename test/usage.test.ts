@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { UsageMeter } from '../plugins/observability/usage-meter.js'
+import { UsageMeter } from '../plugins/usage/usage-meter.js'
 import { bearer, startStack, TOKENS, waitUntil, type Stack } from './helper.js'
 
 const gen = bearer(TOKENS.generate)

@@ -86,6 +86,17 @@ export function normaliseModel (raw: string): string {
   return name
 }
 
+/**
+ * How reports and the admin page name a model: the normalised name without the default registry
+ * and namespace (`LLAMA3.2` -> `llama3.2:latest`, `hf.co/x/y` -> `hf.co/x/y:latest`).
+ */
+export function displayModelName (raw: string): string {
+  const name = normaliseModel(raw)
+  const library = `${DEFAULT_HOST}/${DEFAULT_NAMESPACE}/`
+  if (name.startsWith(library)) return name.slice(library.length)
+  return name.startsWith(`${DEFAULT_HOST}/`) ? name.slice(DEFAULT_HOST.length + 1) : name
+}
+
 /** Names already normalised: a few models carry nearly every request, and parsing them is not free. */
 const normalised = new Map<string, string>()
 const NORMALISED_MEMO_SIZE = 4096

@@ -4,7 +4,7 @@ import { sendError } from '../http/error-shapes.js'
 import { modelAllowed } from './model-names.js'
 import { modelsNamed, remoteHostNamed } from './model-fields.js'
 import { smallFieldsOf } from '../http/json-body.js'
-import { estimatePromptTokens } from '../observability/usage-meter.js'
+import { estimatePromptTokens } from '../usage/usage-meter.js'
 import { capViolation } from '../limits/caps.js'
 import type { KeyCaps } from './keys.js'
 

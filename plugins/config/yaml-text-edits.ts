@@ -158,7 +158,7 @@ export function mapEdits (document: Document, text: string, map: YAMLMap, change
       else edits.push({ start: valueAt[0], end: valueAt[1], text: flowLiteral(next) })
     }
   }
-  if (remaining.size === 0) throw new Error('an edit may not remove every field of a mapping')
+  if (remaining.size === 0 && added.length === 0) throw new Error('an edit may not remove every field of a mapping')
   if (added.length > 0) {
     const last = map.items[map.items.length - 1]
     const at = afterLine(text, contentEnd(last.value ?? last.key) ?? range[1])

@@ -4,8 +4,8 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ApiKey } from '../auth/keys.js'
 import type { NamedModel } from '../auth/model-fields.js'
-import type { UsageMeter } from '../observability/usage-meter.js'
-import type { ForwardOptions } from '../upstream/forward.js'
+import type { TokenUsage, UsageMeter } from '../usage/usage-meter.js'
+import type { ForwardOptions, UpstreamAttempt, UpstreamTarget } from '../upstream/forward.js'
 import type { RouteSpec } from './route-spec.js'
 
 declare module 'fastify' {
@@ -16,47 +16,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What every exchange gives back and reports when it ends (see {@link ExchangeServices}). */
     exchangeServices: ExchangeServices
+    /** Every exchange not ended yet, oldest connection first (the admin page's requests in flight). */
+    openExchanges (): Exchange[]
   }
   interface FastifyContextConfig {
     /** The route table row of this route (routes/route-table.ts); every stage reads its columns. */
     route?: RouteSpec
   }
-}
-
-/** Ollama's own timings of an answer, in milliseconds. */
-export interface OllamaDurations { totalMs?: number, loadMs?: number, promptEvalMs?: number, evalMs?: number }
-
-/** Tokens of one answer. `estimated`: Ollama printed no (or not all) counts (plugins/observability/usage-meter.ts). */
-export interface TokenUsage { promptTokens: number, completionTokens: number, estimated?: boolean, ollama?: OllamaDurations }
-
-/** Where an upstream call goes: a host of plugins/upstream/upstream-pool.ts. */
-export interface UpstreamTarget {
-  /** The host's name (config `name`, or host-N): never its address. */
-  name: string
-  /** Origin only, e.g. `http://gpu1:11434`. */
-  url: string
-  /** Ollama's path prefix on this host ('' or '/ollama'). */
-  basePath: string
-  /** The proxy's own credentials for this host (`Basic ...`), or null. */
-  authorization: string | null
-  /** Fixed headers sent on every request to this host (config `headers`). */
-  headers: Readonly<Record<string, string>>
-}
-
-/** One call to one Ollama host (a retry on another host replaces it). */
-export interface UpstreamAttempt {
-  /** The host's name (config `name`, or host-N): never its address. */
-  host: string
-  target: UpstreamTarget
-  /** What the call does besides streaming the answer back (plugins/upstream/forward.ts). */
-  handlers: ForwardOptions | undefined
-  /** performance.now() when the call left. */
-  startedAt: number
-  /** ms until Ollama's status line and headers arrived. */
-  firstByteMs?: number
-  status?: number
-  /** Why the call failed: a network error code, or the code of a stream Ollama broke off. */
-  error?: string
 }
 
 /** How an exchange ended: the answer was sent whole, the client left, or Ollama broke off a started answer. */
@@ -99,6 +65,8 @@ export class Exchange {
   readonly route: RouteSpec | undefined
   readonly request: FastifyRequest
   readonly reply: FastifyReply
+  /** performance.now() when the first hook ran. */
+  readonly startedAt = performance.now()
   /** The key that authorised the request (undefined on public routes and before the key stage). */
   key: ApiKey | undefined = undefined
   /** The models the request names, as read for the allowlist; the first is the one it runs. */
@@ -111,6 +79,8 @@ export class Exchange {
   promptEstimate = 0
   /** Which limit or budget refused the request (for the log line), e.g. `requests_per_minute`. */
   refusedBy: string | undefined = undefined
+  /** Admitted past the key's limits: counted in its daily requests and recorded in the usage store when it ends. */
+  countsUsage = false
 
   /** Held: the key's concurrency slot. */
   holdsKeySlot = false
@@ -275,10 +245,14 @@ export default fp(async function exchangePlugin (fastify) {
   fastify.decorate('exchangeServices', services)
   fastify.decorateRequest('exchange', null as unknown as Exchange)
 
+  const sockets = new Set<SocketWithExchanges>()
   fastify.server.on('connection', (socket: SocketWithExchanges) => {
     socket[kOpenExchanges] = []
+    sockets.add(socket)
     socket.once('close', endOnSocketClose)
+    socket.once('close', () => { sockets.delete(socket) })
   })
+  fastify.decorate('openExchanges', () => [...sockets].flatMap(socket => socket[kOpenExchanges] ?? []))
 
   fastify.addHook('onRequest', function startExchange (request, reply, done) {
     const exchange = new Exchange(request.routeOptions.config.route, request, reply, services)

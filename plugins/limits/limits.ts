@@ -5,6 +5,7 @@ import type { Exchange } from '../http/exchange.js'
 import { keyResource, type Lease, type SlotLedger } from '../scheduling/slot-ledger.js'
 import { ConcurrencySlots, MemoryWindows, type WindowStore } from './key-limits.js'
 import { chargeTokenWindow, limitHeaders, refuseWhenTokensSpent, secondsLeft } from './token-window.js'
+import { budgetHeaders } from '../usage/budget-headers.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,10 +36,10 @@ function refuse (exchange: Exchange, limit: string, message: string, headers: Re
 }
 
 /**
- * Stage 3, the key's limits, checked before the body is read: requests per minute (every
- * route), tokens per minute and concurrent requests (only work that runs a model or manages
- * models: reading model information costs no GPU time, and UIs poll it). Over a limit: 429 in
- * dialect with Retry-After and RateLimit-* headers. Every answer is charged after it streams
+ * Stage 3, the key's limits, checked before the body is read: requests per minute and per day
+ * (every route), tokens per minute, day and month (only work that runs a model) and concurrent
+ * requests (only work that runs or manages models: reading model information costs no GPU time,
+ * and UIs poll it). Over a limit: 429 in dialect with Retry-After and RateLimit headers. Every answer is charged after it streams
  * (plugins/observability/usage.ts); a spent token window refuses up front. A held slot is on the
  * exchange, which gives it back when it ends, however it ends.
  */
@@ -76,6 +77,20 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
     return lease !== null
   }
 
+  /**
+   * The key's day and month budgets (plugins/usage/accounting.ts): every answer to a key with a
+   * budget says what is left of it (RateLimit-Policy and RateLimit fields); a spent one refuses
+   * with 429 naming it and Retry-After until its window ends.
+   */
+  function checkBudgets (exchange: Exchange, reply: FastifyReply, now: number): void {
+    const decision = fastify.usage.decide(exchange.key!, exchange.route!.work === 'inference', now)
+    if (decision === undefined) return
+    reply.headers(budgetHeaders(decision.remaining, fastify.usage.monthSeconds(now)))
+    if (decision.allowed) return
+    const { budget, message, retryAfterSeconds } = decision.refusal
+    throw refuse(exchange, budget, message, { 'retry-after': String(retryAfterSeconds) })
+  }
+
   async function check (exchange: Exchange, reply: FastifyReply): Promise<void> {
     const key = exchange.key!
     const { requestsPerMinute, tokensPerMinute, concurrent } = key.limits
@@ -89,6 +104,7 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
         throw refuse(exchange, 'requests_per_minute', `rate limit exceeded: this key may send ${requestsPerMinute} requests per minute; retry in ${reset} s`, { 'retry-after': String(reset) })
       }
     }
+    checkBudgets(exchange, reply, now)
     if (tokensPerMinute !== null && exchange.route!.work === 'inference') {
       try {
         await refuseWhenTokensSpent(windows, key, now)
@@ -105,16 +121,24 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
       }
       if (leases === undefined) exchange.holdsKeySlot = true
     }
+    if (!exchange.ended) fastify.usage.admit(exchange)
   }
 
   // onRequest, right after the key: a refused request never uploads its body first.
   fastify.addHook('onRequest', function enforceKeyLimits (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     const exchange = request.exchange
-    const limits = exchange.key?.limits
-    if (limits === undefined || (limits.requestsPerMinute === null && limits.tokensPerMinute === null && limits.concurrent === null)) {
+    const key = exchange.key
+    // Only requests that go to Ollama count: not the proxy's own routes.
+    if (key === undefined || exchange.route!.hosts === 'proxy') {
+      done()
+      return
+    }
+    const limits = key.limits
+    if (limits.requestsPerMinute === null && limits.tokensPerMinute === null && limits.concurrent === null && limits.requestsPerDay === null && limits.tokensPerDay === null && limits.tokensPerMonth === null) {
+      fastify.usage.admit(exchange)
       done()
       return
     }
     check(exchange, reply).then(() => done(), done)
   })
-}, { name: 'limits', fastify: '5.x', dependencies: ['auth', 'exchange'] })
+}, { name: 'limits', fastify: '5.x', dependencies: ['auth', 'exchange', 'usage'] })

@@ -1,4 +1,5 @@
-import type { Exchange, TokenUsage } from '../http/exchange.js'
+import type { Exchange } from '../http/exchange.js'
+import type { TokenUsage } from '../usage/usage-meter.js'
 
 /** Client closed request (nginx's 499): the client left before the answer was sent whole. */
 export const CLIENT_LEFT_STATUS = 499

@@ -17,6 +17,8 @@ export interface MetricSources {
   /** Requests waiting for a host slot, per host and per key. */
   queue?: { queuedPerHost: () => Map<string, number>, waitingPerKey: () => Map<string, number> }
   sharedTokens?: WindowStore['usageTotals']
+  /** What remains of each key's day and month budgets (keys with a budget only). */
+  budgets?: () => Array<{ key: string, budget: string, remaining: number }>
 }
 
 /**
@@ -116,6 +118,20 @@ export function createRegistry (sources: MetricSources): Registry {
       registers: [registry],
       collect () {
         for (const [host, queued] of queue.queuedPerHost()) this.set({ host }, queued)
+      }
+    })
+  }
+
+  const budgets = sources.budgets
+  if (budgets !== undefined) {
+    new Gauge({ // eslint-disable-line no-new
+      name: 'ollama_proxy_budget_remaining',
+      help: 'What remains of a key\'s day or month budget (tokens or requests), every replica together',
+      labelNames: ['key', 'budget'],
+      registers: [registry],
+      collect () {
+        this.reset()
+        for (const { key, budget, remaining } of budgets()) this.set({ key: counts.keyLabel.label(key), budget }, remaining)
       }
     })
   }

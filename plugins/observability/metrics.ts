@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client'
 import { ProxyError } from '../http/error-shapes.js'
 import { MetricCounts } from './metric-counts.js'
 import type { MetricSources } from './metrics-exposition.js'
-import type { TokenUsage } from '../http/exchange.js'
+import type { TokenUsage } from '../usage/usage-meter.js'
 
 export { FOLDED_LABEL, LABEL_CAPS } from './metric-counts.js'
 
@@ -59,6 +59,10 @@ export default fp(async function metricsPlugin (fastify) {
     counts,
     hosts: fastify.upstreams.hosts,
     queue: fastify.upstreams.scheduler,
+    budgets: () => fastify.keyRing.keys.flatMap(key => {
+      const decision = fastify.usage.decide(key, true, fastify.clock())
+      return (decision?.remaining ?? []).map(b => ({ key: key.name, budget: b.budget, remaining: b.remaining }))
+    }),
     sharedTokens: windows.usageTotals?.bind(windows)
   }
   const registry = loadOnce<Registry>(async () => {
@@ -100,4 +104,4 @@ export default fp(async function metricsPlugin (fastify) {
     if (exchange.queueMs !== undefined) counts.queueWait.observe(route, exchange.queueMs / 1000)
     if (upstream.error !== undefined) counts.countUpstreamError(upstream.error)
   })
-}, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log', 'limits'] })
+}, { name: 'metrics', fastify: '5.x', dependencies: ['upstream', 'request-log', 'limits', 'usage'] })

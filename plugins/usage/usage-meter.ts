@@ -1,4 +1,8 @@
-import type { OllamaDurations, TokenUsage } from '../http/exchange.js'
+/** Ollama's own timings of an answer, in milliseconds. */
+export interface OllamaDurations { totalMs?: number, loadMs?: number, promptEvalMs?: number, evalMs?: number }
+
+/** Tokens of one answer. `estimated`: Ollama printed no (or not all) counts (see UsageMeter). */
+export interface TokenUsage { promptTokens: number, completionTokens: number, estimated?: boolean, ollama?: OllamaDurations }
 
 // Ollama's figures in each dialect: native final chunk, OpenAI `usage`, Anthropic/Responses usage.
 // Native answers also carry Ollama's own timings (nanoseconds) in the final chunk.

@@ -1,0 +1,23 @@
+import type { BudgetRemaining } from './budgets.js'
+
+/** The window (seconds) a budget's quota covers, for RateLimit-Policy `w`: a day, or the calendar month it is in. */
+function windowSeconds (budget: BudgetRemaining, monthSeconds: number): number {
+  return budget.budget === 'tokens_per_month' ? monthSeconds : 86_400
+}
+
+/**
+ * The RateLimit fields of the IETF draft (draft-ietf-httpapi-ratelimit-headers, structured field
+ * lists) for a key's budgets: `RateLimit-Policy` names each budget with its quota `q` and window
+ * `w` (seconds), `RateLimit` what remains of it `r` and the seconds until it is whole again `t`:
+ *   RateLimit-Policy: "tokens_per_day";q=200000;w=86400
+ *   RateLimit: "tokens_per_day";r=150000;t=3600
+ * The minute limits keep their RateLimit-Limit/-Remaining/-Reset fields. `monthSeconds` is the
+ * length of the current month window. Empty when there is no budget.
+ */
+export function budgetHeaders (remaining: readonly BudgetRemaining[], monthSeconds: number): Record<string, string> {
+  if (remaining.length === 0) return {}
+  return {
+    'ratelimit-policy': remaining.map(b => `"${b.budget}";q=${b.limit};w=${windowSeconds(b, monthSeconds)}`).join(', '),
+    ratelimit: remaining.map(b => `"${b.budget}";r=${b.remaining};t=${b.resetSeconds}`).join(', ')
+  }
+}
