@@ -13,7 +13,6 @@ import corsPlugin from '../plugins/http/cors.js'
 import admissionPlugin from '../plugins/http/admission.js'
 import authPlugin from '../plugins/auth/auth.js'
 import limitsPlugin from '../plugins/limits/limits.js'
-import policyPlugin from '../plugins/auth/policy.js'
 import upstreamPlugin from '../plugins/upstream/upstream.js'
 import usagePlugin from '../plugins/usage/accounting.js'
 import requestLogPlugin from '../plugins/observability/request-log.js'
@@ -44,7 +43,7 @@ export interface AppOptions {
  *   2. key        scope of the route, host naming                     plugins/auth/auth.ts
  *   3. limits     requests, tokens, concurrency per key               plugins/limits/limits.ts
  *   4. body       read under limits, the Go view of JSON              plugins/http/body.ts
- *   5. policy     model allowlist                                     plugins/auth/policy.ts
+ *   5. policy     model allowlist, caps                               plugins/auth/auth.ts
  *   6. plan       which host(s): listing, fan-out, slot, named host   plugins/upstream/proxy.ts
  *   7. forward    one host through reply-from, answer streamed back   plugins/upstream/forward.ts
  *   8. account    tokens of the answer when the exchange ends         plugins/usage/accounting.ts
@@ -67,7 +66,6 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
   // The usage store comes first: the limits check its budgets, the account stage records into it.
   await fastify.register(usagePlugin)
   await fastify.register(limitsPlugin, { windows: shared?.windows, leases: shared?.leases })
-  await fastify.register(policyPlugin)
   await fastify.register(upstreamPlugin, { ledger: shared?.leases })
   await fastify.register(metricsPlugin)
 
