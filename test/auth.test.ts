@@ -39,7 +39,7 @@ test('every route of the table lets in exactly the tokens its access allows', as
         assert.equal(stack.fake.requests.length, before + (spec.hosts === 'proxy' ? 0 : 1), `${label} reaches Ollama`)
       } else {
         assert.equal(response.status, 401, `${label}: ${text}`)
-        assert.equal(response.headers.get('www-authenticate'), 'Bearer', label)
+        assert.equal(response.headers.get('www-authenticate'), 'Bearer, Basic realm="ollama-proxy", charset="UTF-8"', label)
         assert.equal(stack.fake.requests.length, before, `${label} never reaches Ollama`)
         assert.match(response.headers.get('content-type') ?? '', /application\/json/)
         if (spec.method === 'HEAD') continue

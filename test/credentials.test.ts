@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { promisify } from 'node:util'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { identify, KeyRing, presentedTokens } from '../plugins/auth/keys.js'
@@ -74,4 +77,17 @@ test('every way of presenting a key, through the proxy; no credential header rea
       assert.equal(upstream.headers[header], undefined, `${name}: ${header} is not forwarded`)
     }
   }
+})
+
+const run = promisify(execFile)
+
+test('a 401 offers Basic too: a client that answers the challenge with Basic (curl --anyauth) gets in', { skip: existsSync('/usr/bin/curl') ? false : 'curl not installed' }, async (t) => {
+  const stack = await startStack(t)
+  const challenged = await fetch(`${stack.url}/api/tags`)
+  assert.equal(challenged.status, 401)
+  assert.match(challenged.headers.get('www-authenticate') ?? '', /\bBasic realm="ollama-proxy"/)
+  await challenged.arrayBuffer()
+  // curl sends nothing first, reads the challenge, and answers it with the strongest scheme it knows.
+  const { stdout } = await run('/usr/bin/curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--anyauth', '-u', `someone:${TOKENS.generate}`, `${stack.url}/api/tags`])
+  assert.equal(stdout, '200')
 })

@@ -50,9 +50,15 @@ export function errorBody (dialect: Dialect, status: number, message: string, re
   }
 }
 
+/**
+ * The challenges of a 401: a key as a Bearer token, or as the password of HTTP Basic, for clients
+ * that answer a challenge with Basic (wget, SDKs given `user:key@` in their base URL).
+ */
+export const AUTH_CHALLENGE = 'Bearer, Basic realm="ollama-proxy", charset="UTF-8"'
+
 /** Answers with a JSON error in the dialect of the route the client called. */
 export function sendError (request: FastifyRequest, reply: FastifyReply, status: number, message: string): FastifyReply {
-  if (status === 401) reply.header('www-authenticate', 'Bearer')
+  if (status === 401) reply.header('www-authenticate', AUTH_CHALLENGE)
   return reply
     .code(status)
     .header('content-type', 'application/json; charset=utf-8')
