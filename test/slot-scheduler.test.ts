@@ -387,3 +387,21 @@ test('each grant says how long it waited (ms, by the scheduler\'s clock)', async
   await log.next()
   assert.equal((await log.next()).grant.waitedMs, 250)
 })
+
+test('grantNow: a free slot at once, without a promise; undefined when the request must wait or others wait first', async () => {
+  const gpu = testHost('gpu', 1)
+  const { scheduler } = schedulerOf([gpu])
+  const first = scheduler.grantNow({ key: 'a' })
+  assert.ok(first !== undefined)
+  assert.equal(first.host, gpu)
+  assert.equal(gpu.inFlight, 1)
+  assert.equal(scheduler.grantNow({ key: 'b' }), undefined, 'the host is full')
+  const waiting = scheduler.acquire({ key: 'b' })
+  first.release()
+  const second = await waiting
+  assert.equal(second.host, gpu)
+  assert.equal(scheduler.grantNow({ key: 'c' }), undefined, 'full again')
+  second.release()
+  assert.ok(scheduler.grantNow({ key: 'c' }) !== undefined)
+  assert.throws(() => scheduler.grantNow({ key: 'd', exclude: new Set(['gpu']) }), (err: SchedulingError) => err.statusCode === 502)
+})

@@ -81,6 +81,26 @@ export class SlotScheduler<H extends SchedulingHost> {
     }
   }
 
+  /**
+   * A slot at once, without a promise, when a candidate host has one free here and nobody waits
+   * for it (the common case); undefined when the request must wait (then call acquire()).
+   * Throws as acquire() rejects.
+   */
+  grantNow (request: SlotRequest): SlotGrant<H> | undefined {
+    const weight = request.weight ?? 1
+    if (!Number.isSafeInteger(weight) || weight < 1) throw new RangeError(`weight must be a positive integer, got ${weight}`)
+    if (this.closed) throw closing()
+    const model = this.groups.modelOf(request.model)
+    const group = this.groups.groupOf({ model, exclude: request.exclude ?? NO_HOSTS, only: request.only })
+    const candidates = this.groups.hostsOf(group)
+    if (candidates.length === 0) throw new SchedulingError('no-healthy-host', 'no healthy Ollama host')
+    const freeNow = this.queue.groupSize(group) === 0 ? this.freeHost(candidates, model) : undefined
+    if (freeNow === undefined || this.needsLease(freeNow)) return undefined
+    this.queue.charge(request.key, weight)
+    freeNow.inFlight++
+    return new Grant(freeNow, 0, undefined, this.giveBack)
+  }
+
   private tryAcquire (request: SlotRequest): Promise<SlotGrant<H>> {
     const weight = request.weight ?? 1
     if (!Number.isSafeInteger(weight) || weight < 1) throw new RangeError(`weight must be a positive integer, got ${weight}`)

@@ -4,7 +4,7 @@ import { sendError } from '../http/error-shapes.js'
 import type { Exchange } from '../http/exchange.js'
 import { upstreamPathFor } from '../http/route-spec.js'
 import { fanOut } from './fan-out.js'
-import { forwardTo } from './forward.js'
+import { forwardTo, type ForwardOptions } from './forward.js'
 import { ignoreFailure, type HostHealth } from './host-health.js'
 import { filteredListing, mergedListing, sendListing } from './listings.js'
 import { ProxyError } from '../http/error-shapes.js'
@@ -57,9 +57,15 @@ function answerFromHealth (pool: UpstreamPool, request: FastifyRequest, reply: F
   reply.header('content-type', 'text/plain; charset=utf-8').send('Ollama is running')
 }
 
-/** One exchange's way to its host(s): what it tried, for a retry elsewhere. */
-class Plan {
+/**
+ * One exchange's way to its host(s), and what it tried for a retry elsewhere. It is also the
+ * exchange's forward handlers (forward.ts ForwardOptions): a failed connection comes back to
+ * onConnectError, with no closure per request.
+ */
+class Plan implements ForwardOptions {
   private tried: Set<string> | undefined = undefined
+  /** Whether the exchange holds (and a retry takes again) a host slot. */
+  private slotted = false
   private readonly health: HostHealth
   private readonly agent: FastifyInstance['upstreamAgent']
 
@@ -123,7 +129,9 @@ class Plan {
   withSlot (exclude: ReadonlySet<string>, only?: string): void {
     const exchange = this.exchange
     const key = exchange.key
-    this.pool.scheduler.acquire({
+    const scheduler = this.pool.scheduler
+    this.slotted = true
+    const request = {
       key: key?.name ?? 'none',
       weight: key?.weight,
       queued: key?.limits.queued,
@@ -131,19 +139,38 @@ class Plan {
       exclude,
       only,
       signal: exchange as unknown as AbortSignal
-    }).then(grant => {
-      if (exchange.ended) {
-        grant.release()
-        return
-      }
-      exchange.hostSlot = grant
-      exchange.queueMs = grant.waitedMs
-      this.send(grant.host, only === undefined ? { onConnectError: code => this.retry(code, true) } : undefined)
-    }, (err: SchedulingError) => {
-      if (err.statusCode === 499 || exchange.ended) return
-      exchange.refusedBy = err.statusCode === 429 ? 'queued' : undefined
-      exchange.reply.send(new ProxyError(err.statusCode, err.message, err.headers))
-    })
+    }
+    let free: SlotGrant<Host> | undefined
+    try {
+      free = scheduler.grantNow(request)
+    } catch (err) {
+      this.refuse(err as SchedulingError)
+      return
+    }
+    if (free !== undefined) {
+      this.granted(free, only === undefined)
+      return
+    }
+    scheduler.acquire(request).then(grant => { this.granted(grant, only === undefined) }, (err: SchedulingError) => { this.refuse(err) })
+  }
+
+  private granted (grant: SlotGrant<Host>, retryElsewhere: boolean): void {
+    const exchange = this.exchange
+    if (exchange.ended) {
+      grant.release()
+      return
+    }
+    exchange.hostSlot = grant
+    exchange.queueMs = grant.waitedMs
+    this.send(grant.host, retryElsewhere ? this : undefined)
+  }
+
+  /** The scheduler's refusal (502, 503, 504, 429 queued) in the client's dialect; a client that left needs none. */
+  private refuse (err: SchedulingError): void {
+    const exchange = this.exchange
+    if (err.statusCode === 499 || exchange.ended) return
+    exchange.refusedBy = err.statusCode === 429 ? 'queued' : undefined
+    exchange.reply.send(new ProxyError(err.statusCode, err.message, err.headers))
   }
 
   /** Reading model information or managing models: the best host, no slot. */
@@ -153,7 +180,12 @@ class Plan {
       sendError(this.exchange.request, this.exchange.reply, 502, 'no healthy Ollama host')
       return
     }
-    this.send(host, { onConnectError: code => this.retry(code, false) })
+    this.send(host, this)
+  }
+
+  /** forward.ts: the connection failed before Ollama answered; true when a retry took over the reply. */
+  onConnectError (code: string): boolean {
+    return this.retry(code)
   }
 
   private send (host: Host, handlers?: Parameters<typeof forwardTo>[3]): void {
@@ -162,7 +194,8 @@ class Plan {
   }
 
   /** The connection to the current host failed before Ollama answered: take the host out and try another. */
-  private retry (code: string, withSlot: boolean): boolean {
+  private retry (code: string): boolean {
+    const withSlot = this.slotted
     const { exchange, pool } = this
     const current = pool.byName(exchange.upstream!.host)
     // Only a failed connection says the host is down; a slow model load (504) does not.
