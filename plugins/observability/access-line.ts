@@ -50,14 +50,16 @@ function usageText (usage: TokenUsage): string {
  */
 export function accessLine (exchange: Exchange, status: number, ms: number, address: string | undefined, bindings: string): string {
   const { request, route, key, upstream } = exchange
-  let line = `{"level":30,"time":"${isoNow()}"${bindings},"reqId":${text(request.id)},"method":${text(request.method)},"route":${route === undefined ? 'null' : text(route.path)},"path":${text(pathOf(request.url))},"status":${status},"ms":${round(ms)}`
+  // Request ids (sanitised or generated), methods (HTTP tokens), route patterns, key and host names
+  // (checked by the config's patterns) need no escaping; the path, the model and the address might.
+  let line = `{"level":30,"time":"${isoNow()}"${bindings},"reqId":"${request.id}","method":"${request.method}","route":${route === undefined ? 'null' : `"${route.path}"`},"path":${text(pathOf(request.url))},"status":${status},"ms":${round(ms)}`
   if (address !== undefined) line += `,"remoteAddress":${text(address)}`
-  if (key !== undefined) line += `,"key":${text(key.name)},"keyKind":"${key.kind}"`
+  if (key !== undefined) line += `,"key":"${key.name}","keyKind":"${key.kind}"`
   if (exchange.model !== undefined) line += `,"model":${text(exchange.model)}`
   if (exchange.usage !== undefined) line += `,"usage":${usageText(exchange.usage)}`
   if (exchange.queueMs !== undefined) line += `,"queueMs":${round(exchange.queueMs)}`
   if (upstream !== undefined) {
-    line += `,"upstream":{"host":${text(upstream.host)}`
+    line += `,"upstream":{"host":"${upstream.host}"`
     if (upstream.status !== undefined) line += `,"status":${upstream.status}`
     if (upstream.firstByteMs !== undefined) line += `,"firstByteMs":${round(upstream.firstByteMs)}`
     if (upstream.error !== undefined) line += `,"error":${text(upstream.error)}`
