@@ -112,7 +112,7 @@ test('RedisWindows: Redis down means memory counts, one warning, never an error;
   assert.equal(store.mode, 'local')
   store.recordUsage('app', 'llama3.2', 1, 1)
   assert.deepEqual(await store.usageTotals(), [])
-  const client = (store as unknown as { client: Redis }).client
+  const client = (store as unknown as { link: { client: Redis } }).link.client
   // A few failed reconnections (events.once would reject on the 'error' each one brings).
   await new Promise<void>(resolve => {
     let attempts = 0

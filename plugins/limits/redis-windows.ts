@@ -1,16 +1,8 @@
-import { Redis } from 'ioredis'
 import { MemoryWindows, WINDOW_MS, windowStart, type WindowStore } from './key-limits.js'
-import { redactUrlCredentials } from '../config/config-loader.js'
-
-type LogFn = (obj: Record<string, unknown>, msg: string) => void
+import { RedisLink, redisErrorMessage, type RedisLogger } from '../redis/redis-link.js'
 
 /** What the store logs through: Fastify's (pino) logger fits. */
-export interface StoreLogger {
-  info: LogFn
-  warn: LogFn
-  error: LogFn
-  debug?: LogFn
-}
+export type StoreLogger = RedisLogger
 
 export interface RedisWindowsOptions {
   /** redis:// or rediss:// URL, password and database included */
@@ -28,25 +20,7 @@ export interface UsageTotal {
 
 /** Keys live two windows: the current one is always complete, old ones clean themselves up. */
 const KEY_TTL_MS = 2 * WINDOW_MS
-/** After a failed command on a connection that still looks fine (a hung server), stay local this long. */
-const COOLDOWN_MS = 1000
-const RECONNECT_MS = 500
 const FALLBACK_MESSAGE = 'redis unreachable: limits are per replica until it returns'
-
-/** host:port of a Redis URL, for logs: never the password. */
-export function redisAddress (url: string): string {
-  try {
-    const parsed = new URL(url)
-    return `${parsed.hostname}:${parsed.port !== '' ? parsed.port : '6379'}`
-  } catch {
-    return 'redis'
-  }
-}
-
-/** An error's message for a log line, with any URL's user:password replaced. */
-function messageOf (err: unknown): string {
-  return redactUrlCredentials(err instanceof Error ? err.message : String(err))
-}
 
 /** Most distinct models a key's usage hash in Redis counts by name; later ones add to "other". */
 export const MAX_USAGE_MODELS = 200
@@ -80,72 +54,48 @@ function escapeGlob (text: string): string {
  * reconnection: commands fail fast while disconnected (no offline queue, short timeout).
  */
 export class RedisWindows implements WindowStore {
-  private readonly client: Redis
+  private readonly link: RedisLink
   private readonly memory = new MemoryWindows()
   private readonly prefix: string
-  private readonly address: string
-  /** true from the first failure until Redis answers again: one warn line per outage */
-  private down = false
-  private connectedOnce = false
-  private closing = false
-  private retryAt = 0
 
   constructor (options: RedisWindowsOptions, private readonly log: StoreLogger) {
     this.prefix = options.prefix
-    this.address = redisAddress(options.url)
-    this.client = new Redis(options.url, {
-      lazyConnect: false,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: 500,
-      connectTimeout: 2000,
-      // Forever, at a steady pace: Redis may be away for minutes.
-      retryStrategy: () => RECONNECT_MS
-    })
-    this.client.on('ready', () => {
-      this.retryAt = 0
-      if (this.down) {
-        this.down = false
-        this.log.info({ redis: this.address }, 'redis is back: limits are shared by all replicas again')
-      } else if (!this.connectedOnce) {
-        this.log.info({ redis: this.address }, 'redis connected: limits are shared by all replicas')
-      }
-      this.connectedOnce = true
-    })
-    // Without an 'error' listener ioredis prints every failed reconnection to stderr.
-    this.client.on('error', (err: unknown) => this.fallBack(err))
-    this.client.on('close', () => this.fallBack(new Error('connection closed')))
+    this.link = new RedisLink({
+      url: options.url,
+      commandTimeoutMs: 500,
+      messages: { connected: 'redis connected: limits are shared by all replicas', down: FALLBACK_MESSAGE, back: 'redis is back: limits are shared by all replicas again' }
+    }, log)
   }
 
   /** 'redis' while counts go to Redis, 'local' while this replica counts on its own. */
   get mode (): 'redis' | 'local' {
-    return this.usable() && !this.down ? 'redis' : 'local'
+    return this.link.usable() && !this.link.down ? 'redis' : 'local'
   }
 
   async incr (key: string, amount: number, now: number): Promise<number> {
-    if (this.usable()) {
+    if (this.link.usable()) {
       const name = this.windowKey(key, now)
       try {
-        const results = await this.client.multi().incrby(name, amount).pexpire(name, KEY_TTL_MS).exec()
+        const results = await this.link.client.multi().incrby(name, amount).pexpire(name, KEY_TTL_MS).exec()
         const [error, total] = results?.[0] ?? [new Error('transaction aborted'), null]
         if (error !== null) throw error
-        this.recovered()
+        this.link.succeeded()
         return Number(total)
       } catch (err) {
-        this.commandFailed(err)
+        this.link.failed(err)
       }
     }
     return this.memory.incr(key, amount, now)
   }
 
   async peek (key: string, now: number): Promise<number> {
-    if (this.usable()) {
+    if (this.link.usable()) {
       try {
-        const value = await this.client.get(this.windowKey(key, now))
-        this.recovered()
+        const value = await this.link.client.get(this.windowKey(key, now))
+        this.link.succeeded()
         return value === null ? 0 : Number(value)
       } catch (err) {
-        this.commandFailed(err)
+        this.link.failed(err)
       }
     }
     return this.memory.peek(key, now)
@@ -153,14 +103,14 @@ export class RedisWindows implements WindowStore {
 
   /** Adds an answer's tokens to the usage counters shared by all replicas; never waits, never throws. */
   recordUsage (keyName: string, model: string, promptTokens: number, completionTokens: number): void {
-    if (!this.usable()) {
-      this.log.debug?.({ redis: this.address, key: keyName }, 'redis unreachable: usage not recorded')
+    if (!this.link.usable()) {
+      this.log.debug?.({ redis: this.link.address, key: keyName }, 'redis unreachable: usage not recorded')
       return
     }
     const name = `${this.prefix}usage:${keyName}`
-    this.client.eval(RECORD_USAGE_LUA, 1, name, model, promptTokens, completionTokens, MAX_USAGE_MODELS, FOLDED_MODEL)
+    this.link.client.eval(RECORD_USAGE_LUA, 1, name, model, promptTokens, completionTokens, MAX_USAGE_MODELS, FOLDED_MODEL)
       .catch((err: unknown) => {
-        this.log.debug?.({ redis: this.address, key: keyName, reason: messageOf(err) }, 'could not record usage in redis')
+        this.log.debug?.({ redis: this.link.address, key: keyName, reason: redisErrorMessage(err) }, 'could not record usage in redis')
       })
   }
 
@@ -171,13 +121,13 @@ export class RedisWindows implements WindowStore {
       const names = new Set<string>()
       let cursor = '0'
       do {
-        const [next, batch] = await this.client.scan(cursor, 'MATCH', `${escapeGlob(head)}*`, 'COUNT', 500)
+        const [next, batch] = await this.link.client.scan(cursor, 'MATCH', `${escapeGlob(head)}*`, 'COUNT', 500)
         for (const name of batch) names.add(name)
         cursor = next
       } while (cursor !== '0')
       const totals: UsageTotal[] = []
       for (const name of [...names].sort()) {
-        const fields = await this.client.hgetall(name)
+        const fields = await this.link.client.hgetall(name)
         for (const [field, value] of Object.entries(fields)) {
           const bar = field.lastIndexOf('|')
           const kind = field.slice(bar + 1)
@@ -187,47 +137,16 @@ export class RedisWindows implements WindowStore {
       }
       return totals
     } catch (err) {
-      this.log.debug?.({ redis: this.address, reason: messageOf(err) }, 'could not read usage from redis')
+      this.log.debug?.({ redis: this.link.address, reason: redisErrorMessage(err) }, 'could not read usage from redis')
       return []
     }
   }
 
   async close (): Promise<void> {
-    this.closing = true
-    if (this.client.status === 'ready') {
-      try {
-        await this.client.quit()
-        return
-      } catch {
-        // fall through: drop the connection
-      }
-    }
-    this.client.disconnect()
+    await this.link.close()
   }
 
   private windowKey (key: string, now: number): string {
     return `${this.prefix}win:${key}:${windowStart(now)}`
-  }
-
-  private usable (): boolean {
-    return !this.closing && this.client.status === 'ready' && Date.now() >= this.retryAt
-  }
-
-  private commandFailed (err: unknown): void {
-    this.retryAt = Date.now() + COOLDOWN_MS
-    this.fallBack(err)
-  }
-
-  private fallBack (err: unknown): void {
-    if (this.closing || this.down) return
-    this.down = true
-    this.log.warn({ redis: this.address, reason: messageOf(err) }, FALLBACK_MESSAGE)
-  }
-
-  /** A command worked again on a connection that never dropped (e.g. after a timeout). */
-  private recovered (): void {
-    if (!this.down) return
-    this.down = false
-    this.log.info({ redis: this.address }, 'redis is back: limits are shared by all replicas again')
   }
 }

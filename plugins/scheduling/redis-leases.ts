@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { redactUrlCredentials } from '../config/config-loader.js'
-import { redisAddress, type StoreLogger } from '../limits/redis-windows.js'
+import { RedisLink, type RedisLogger } from '../redis/redis-link.js'
 import { LocalSlots, type Lease, type SlotLedger } from './slot-ledger.js'
 
 export interface RedisLeasesOptions {
@@ -19,8 +18,6 @@ export interface RedisLeasesOptions {
 
 const COMMAND_TIMEOUT_MS = 500
 const RECONNECT_MS = 500
-/** After a failed command on a connection that still looks fine (a hung server), stay local this long. */
-const COOLDOWN_MS = 1000
 /** Leases renewed per script call. */
 const RENEW_BATCH = 500
 const FALLBACK_MESSAGE = 'redis unreachable: slot caps are per replica until it returns'
@@ -71,9 +68,9 @@ interface HeldLease extends Lease {
  */
 export class RedisLeases implements SlotLedger {
   readonly pollIntervalMs: number
+  private readonly link: RedisLink
   private readonly client: Redis
   private readonly subscriber: Redis
-  private readonly address: string
   private readonly channel: string
   private readonly ttlMs: number
   /** Every lease this replica holds, Redis or not: what a fallback counts and a renewal registers. */
@@ -83,33 +80,19 @@ export class RedisLeases implements SlotLedger {
   private readonly replica = randomUUID()
   private readonly renewTimer: NodeJS.Timeout
   private leaseCount = 0
-  private down = false
-  private connectedOnce = false
-  private closing = false
-  private retryAt = 0
 
-  constructor (private readonly options: RedisLeasesOptions, private readonly log: StoreLogger) {
+  constructor (private readonly options: RedisLeasesOptions, log: RedisLogger) {
     this.ttlMs = options.leaseTtlMs ?? 5000
     this.pollIntervalMs = options.pollIntervalMs ?? 250
-    this.address = redisAddress(options.url)
     this.channel = `${options.prefix}slots:freed`
-    this.client = new Redis(options.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      connectTimeout: 2000,
-      retryStrategy: () => RECONNECT_MS
-    })
-    this.client.on('ready', () => {
-      this.retryAt = 0
-      if (this.down) this.recovered()
-      else if (!this.connectedOnce) this.log.info({ redis: this.address }, 'redis connected: slot caps are shared by all replicas')
-      this.connectedOnce = true
-      this.renew()
-    })
-    // Without an 'error' listener ioredis prints every failed reconnection to stderr.
-    this.client.on('error', (err: unknown) => this.fallBack(err))
-    this.client.on('close', () => this.fallBack(new Error('connection closed')))
+    // Every lease held is registered again whenever Redis is (back) there.
+    this.link = new RedisLink({
+      url: options.url,
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      messages: { connected: 'redis connected: slot caps are shared by all replicas', down: FALLBACK_MESSAGE, back: BACK_MESSAGE },
+      onReady: () => { this.renew() }
+    }, log)
+    this.client = this.link.client
     // A subscriber connection serves nothing else; it queues its SUBSCRIBE until connected and
     // subscribes again after each reconnection.
     this.subscriber = new Redis(options.url, { connectTimeout: 2000, retryStrategy: () => RECONNECT_MS, maxRetriesPerRequest: null })
@@ -124,7 +107,7 @@ export class RedisLeases implements SlotLedger {
 
   /** 'redis' while slots are counted in Redis, 'local' while this replica counts on its own. */
   get mode (): 'redis' | 'local' {
-    return this.usable() && !this.down ? 'redis' : 'local'
+    return this.link.usable() && !this.link.down ? 'redis' : 'local'
   }
 
   /** Leases this replica holds now. */
@@ -135,13 +118,13 @@ export class RedisLeases implements SlotLedger {
   /** One of `limit` slots of `resource` for all replicas (this replica's alone while Redis is away); null when all are held. */
   async take (resource: string, limit: number): Promise<Lease | null> {
     const id = `${this.replica}:${++this.leaseCount}`
-    if (this.usable()) {
+    if (this.link.usable()) {
       try {
         const taken = await this.client.eval(TAKE_LUA, 1, this.setKey(resource), id, limit, this.ttlMs)
-        this.recovered()
+        this.link.succeeded()
         return taken === 1 ? this.hold(resource, id) : null
       } catch (err) {
-        this.commandFailed(err)
+        this.link.failed(err)
       }
     }
     return this.local.count(resource) >= limit ? null : this.hold(resource, id)
@@ -155,19 +138,10 @@ export class RedisLeases implements SlotLedger {
 
   /** Stops renewing and disconnects; held leases then expire within leaseTtlMs. */
   async close (): Promise<void> {
-    this.closing = true
     clearInterval(this.renewTimer)
     this.listeners.clear()
     this.subscriber.disconnect()
-    if (this.client.status === 'ready') {
-      try {
-        await this.client.quit()
-        return
-      } catch {
-        // fall through: drop the connection
-      }
-    }
-    this.client.disconnect()
+    await this.link.close()
   }
 
   private hold (resource: string, id: string): HeldLease {
@@ -181,8 +155,8 @@ export class RedisLeases implements SlotLedger {
         released = true
         this.held.delete(id)
         this.local.drop(resource)
-        if (this.usable()) {
-          this.client.eval(RELEASE_LUA, 1, this.setKey(resource), id, this.channel, resource).then(() => this.recovered(), (err: unknown) => this.commandFailed(err))
+        if (this.link.usable()) {
+          this.client.eval(RELEASE_LUA, 1, this.setKey(resource), id, this.channel, resource).then(() => this.link.succeeded(), (err: unknown) => this.link.failed(err))
         }
         return true
       }
@@ -193,37 +167,16 @@ export class RedisLeases implements SlotLedger {
 
   /** Pushes every held lease's expiry forward, registering again those Redis lost. */
   private renew (): void {
-    if (!this.usable() || this.held.size === 0) return
+    if (!this.link.usable() || this.held.size === 0) return
     const leases = [...this.held.values()]
     for (let i = 0; i < leases.length; i += RENEW_BATCH) {
       const batch = leases.slice(i, i + RENEW_BATCH)
       this.client.eval(RENEW_LUA, batch.length, ...batch.map(l => this.setKey(l.resource)), this.ttlMs, ...batch.map(l => l.id))
-        .then(() => this.recovered(), (err: unknown) => this.commandFailed(err))
+        .then(() => this.link.succeeded(), (err: unknown) => this.link.failed(err))
     }
   }
 
   private setKey (resource: string): string {
     return `${this.options.prefix}slots:${resource}`
-  }
-
-  private usable (): boolean {
-    return !this.closing && this.client.status === 'ready' && Date.now() >= this.retryAt
-  }
-
-  private commandFailed (err: unknown): void {
-    this.retryAt = Date.now() + COOLDOWN_MS
-    this.fallBack(err)
-  }
-
-  private fallBack (err: unknown): void {
-    if (this.closing || this.down) return
-    this.down = true
-    this.log.warn({ redis: this.address, reason: redactUrlCredentials(err instanceof Error ? err.message : String(err)) }, FALLBACK_MESSAGE)
-  }
-
-  private recovered (): void {
-    if (!this.down) return
-    this.down = false
-    this.log.info({ redis: this.address }, BACK_MESSAGE)
   }
 }

@@ -1,20 +1,13 @@
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
-import { redactUrlCredentials } from '../config/config-loader.js'
-import { redisAddress } from '../limits/redis-windows.js'
+import type { Redis } from 'ioredis'
+import { RedisLink, type RedisLogger } from '../redis/redis-link.js'
 import { dayFromNumber, dayNumber } from './calendar.js'
 import type { Spending } from './current-totals.js'
 import { encodeNamedCells } from './packed-counts.js'
 import type { OutboxRow } from './usage-rows.js'
 
-type LogFn = (obj: Record<string, unknown>, msg: string) => void
-
 /** What the store logs through: pino's (Fastify's) logger fits. */
-export interface UsageLogger {
-  info: LogFn
-  warn: LogFn
-  error: LogFn
-}
+export type UsageLogger = RedisLogger
 
 export interface SharedUsageOptions {
   /** redis:// or rediss:// URL */
@@ -55,12 +48,6 @@ const DAYS_PER_ROUND_TRIP = 100
 const ROWS_PER_ROUND_TRIP = 500
 /** Pipelines of a report sent before the first answer is read. */
 const PIPELINES_IN_FLIGHT = 4
-const COOLDOWN_MS = 1000
-
-/** An error's message for a log line, with any URL's user:password replaced. */
-function messageOf (err: unknown): string {
-  return redactUrlCredentials(err instanceof Error ? err.message : String(err))
-}
 
 /**
  * The usage every replica shares through Redis. Each replica writes its own rows and totals as
@@ -75,49 +62,29 @@ function messageOf (err: unknown): string {
  * undefined (one warning per outage, one info line when it is back).
  */
 export class SharedUsage {
+  private readonly link: RedisLink
   private readonly client: Redis
   private readonly base: string
-  private readonly address: string
-  private down = false
-  private closing = false
-  /** After a failed command on a connection that still looks fine (a hung server), stay away this long. */
-  private retryAt = 0
 
-  constructor (private readonly options: SharedUsageOptions, private readonly log: UsageLogger) {
+  constructor (private readonly options: SharedUsageOptions, log: UsageLogger) {
     this.base = `${options.prefix}usage-store:`
-    this.address = redisAddress(options.url)
-    const reconnect = options.reconnect ?? true
-    this.client = new Redis(options.url, {
-      lazyConnect: !reconnect,
-      enableOfflineQueue: !reconnect,
-      maxRetriesPerRequest: 0,
-      commandTimeout: 2000,
-      connectTimeout: 2000,
-      retryStrategy: () => reconnect ? 500 : null
-    })
-    this.client.on('ready', () => {
-      this.retryAt = 0
-      this.recovered()
-    })
-    // Without an 'error' listener ioredis prints every failed reconnection to stderr.
-    this.client.on('error', (err: unknown) => this.fallBack(err))
-    this.client.on('close', () => this.fallBack(new Error('connection closed')))
+    this.link = new RedisLink({
+      url: options.url,
+      commandTimeoutMs: 2000,
+      reconnect: options.reconnect ?? true,
+      messages: { down: SHARED_DOWN, back: SHARED_BACK }
+    }, log)
+    this.client = this.link.client
   }
 
   /** True while commands can go to Redis. */
   get ready (): boolean {
-    return !this.closing && this.client.status === 'ready' && Date.now() >= this.retryAt
+    return this.link.usable()
   }
 
   /** Connects a one-off reader; false (logged) when Redis does not answer. */
   async connect (): Promise<boolean> {
-    try {
-      if (this.client.status === 'wait') await this.client.connect()
-      return this.ready
-    } catch (err) {
-      this.fallBack(err)
-      return false
-    }
+    return await this.link.connect()
   }
 
   /** Sends rows and month totals, reads the others' current totals back, in one round trip; undefined on failure. */
@@ -151,10 +118,10 @@ export class SharedUsage {
       const epoch = String(results[1])
       const othersDay = this.othersTotals(results[results.length - 2] as Record<string, string>, true)
       const othersMonth = this.othersTotals(results[results.length - 1] as Record<string, string>, false)
-      this.recovered()
+      this.link.succeeded()
       return { epoch, othersDay, othersMonth }
     } catch (err) {
-      this.failed(err)
+      this.link.failed(err)
       return undefined
     }
   }
@@ -185,10 +152,10 @@ export class SharedUsage {
           if (blob !== null) visit(row.day, row.key, blob)
         }
       })
-      this.recovered()
+      this.link.succeeded()
       return true
     } catch (err) {
-      this.failed(err)
+      this.link.failed(err)
       return false
     }
   }
@@ -205,25 +172,16 @@ export class SharedUsage {
         const key = field.slice(newline + 1)
         lastUsed.set(key, Math.max(lastUsed.get(key) ?? 0, Number(value)))
       }
-      this.recovered()
+      this.link.succeeded()
       return lastUsed
     } catch (err) {
-      this.failed(err)
+      this.link.failed(err)
       return undefined
     }
   }
 
   async close (): Promise<void> {
-    this.closing = true
-    if (this.client.status === 'ready') {
-      try {
-        await this.client.quit()
-        return
-      } catch {
-        // fall through: drop the connection
-      }
-    }
-    this.client.disconnect()
+    await this.link.close()
   }
 
   /**
@@ -276,22 +234,5 @@ export class SharedUsage {
       totals.set(key, spending)
     }
     return totals
-  }
-
-  private failed (err: unknown): void {
-    this.retryAt = Date.now() + COOLDOWN_MS
-    this.fallBack(err)
-  }
-
-  private fallBack (err: unknown): void {
-    if (this.closing || this.down) return
-    this.down = true
-    this.log.warn({ redis: this.address, reason: messageOf(err) }, SHARED_DOWN)
-  }
-
-  private recovered (): void {
-    if (!this.down) return
-    this.down = false
-    this.log.info({ redis: this.address }, SHARED_BACK)
   }
 }
