@@ -6,6 +6,7 @@ import { startFakeOllama } from './fake-ollama.js'
 import { LogCapture, startProxy, testConfig, waitUntil } from './helper.js'
 import { RawClient } from './raw-http.js'
 import { redisAvailable, startRedis } from './redis-server.js'
+import { Redis } from 'ioredis'
 
 const KEY = 'release-test-key-00000000000000000001'
 const auth = { authorization: `Bearer ${KEY}` }
@@ -151,9 +152,19 @@ test('with Redis: a client that leaves while the proxy waits for Redis holds no 
   await waitUntil('every request to be logged', () => logs.requestLines().length === 5)
   redis.resume()
   await released(5)
+  // With Redis the key's slots are leases there: none may be left held.
+  const client = new Redis(redis.url)
+  t.after(() => { client.disconnect() })
+  await waitUntil('every lease to be given back', async () => await client.zcard('ollama-proxy:slots:key:app') === 0)
+  const holder = await RawClient.open(proxy.url)
+  post(holder, chat({ chunks: 5000, delay_ms: 2 }))
+  await waitUntil('a running request to hold a lease', async () => await client.zcard('ollama-proxy:slots:key:app') === 1)
+  holder.destroy()
+  await waitUntil('its lease to be given back', async () => await client.zcard('ollama-proxy:slots:key:app') === 0)
+  await released(6)
   // The key is not refused for ever: its slots are free.
   const after = await fetch(`${proxy.url}/api/chat`, { method: 'POST', headers: auth, body: chat({ chunks: 1 }) })
   assert.equal(after.status, 200)
   await after.text()
-  await released(6)
+  await released(7)
 })
