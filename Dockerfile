@@ -35,6 +35,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The admin page's files (tsc compiles only TypeScript): served from the installation's folder.
+COPY plugins/ui/static ./plugins/ui/static
 # config: mounted read-only in the documented commands. data: the usage database
 # (data/usage.sqlite in the installation folder), the one folder the proxy writes; a named volume
 # mounted there starts as a copy of this folder, owner included.

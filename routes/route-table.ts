@@ -88,5 +88,8 @@ export const proxyRoutes = {
   updateKey: own({ method: 'PATCH', path: '/proxy/keys/:name', access: 'keys:admin', body: 'json' }),
   revokeKey: own({ method: 'DELETE', path: '/proxy/keys/:name', access: 'keys:admin', body: 'none' }),
   rotateKey: own({ method: 'POST', path: '/proxy/keys/:name/rotate', access: 'keys:admin', body: 'json' }),
+  // The admin page is public: the browser loads it before anyone signs in; its data comes only
+  // from the keyed routes above. `/proxy/ui` redirects to `/proxy/ui/` so relative URLs resolve.
+  pageRoot: own({ method: 'GET', path: '/proxy/ui', access: 'public', body: 'none' }),
   page: own({ method: 'GET', path: '/proxy/ui/*', access: 'public', body: 'none' })
 } as const

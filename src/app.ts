@@ -24,6 +24,8 @@ import methodNotAllowed from '../routes/method-not-allowed.js'
 import modelManagementRoutes from '../routes/model-management.js'
 import keyApi from '../routes/key-api.js'
 import proxyApi from '../routes/proxy-api.js'
+import { proxyRoutes } from '../routes/route-table.js'
+import adminPage from '../plugins/ui/admin-page.js'
 
 export interface AppOptions {
   config: ProxyConfig
@@ -75,6 +77,7 @@ const app: FastifyPluginAsync<AppOptions> = async function app (fastify, { confi
   await fastify.register(modelManagementRoutes)
   await fastify.register(proxyApi)
   await fastify.register(keyApi)
+  await fastify.register(adminPage, { routes: proxyRoutes })
   await fastify.register(methodNotAllowed)
 }
 
