@@ -81,7 +81,7 @@ export const proxyRoutes = {
   readyz: own({ method: 'GET', path: '/readyz', access: 'public', body: 'none' }),
   metrics: own({ method: 'GET', path: '/metrics', access: 'metrics', body: 'none' }),
   me: own({ method: 'GET', path: '/proxy/me', access: 'any-key', body: 'none' }),
-  usage: own({ method: 'GET', path: '/proxy/usage', access: 'usage:read', body: 'none' }),
+  usage: own({ method: 'GET', path: '/proxy/usage', access: READERS, body: 'none' }),
   status: own({ method: 'GET', path: '/proxy/status', access: READERS, body: 'none' }),
   listKeys: own({ method: 'GET', path: '/proxy/keys', access: READERS, body: 'none' }),
   addKey: own({ method: 'POST', path: '/proxy/keys', access: 'keys:admin', body: 'json' }),

@@ -114,7 +114,7 @@ test('requests_per_day counts every request of the key, and requests still runni
   await (await running).arrayBuffer()
 })
 
-test('/proxy/me tells a key its limits and where its budgets stand; /proxy/usage is the traffic sent, for usage:read only', async (t) => {
+test('/proxy/me tells a key its limits and where its budgets stand; /proxy/usage is the traffic sent, for usage:read (and keys:admin) only', async (t) => {
   const fake = await fakeOllama(t)
   const clock = { now: START }
   const proxy = await proxyAt(t, fake, database(), { tokens_per_day: 1000, requests_per_day: 50 }, clock)
@@ -130,7 +130,7 @@ test('/proxy/me tells a key its limits and where its budgets stand; /proxy/usage
   assert.equal(me.usage.month.tokens.used, 53)
   assert.equal(JSON.stringify(me).includes('reader'), false, 'nothing about other keys')
 
-  assert.equal((await fetch(`${proxy.url}/proxy/usage`, { headers: bearer(STUDENT) })).status, 401, 'usage:read is needed for everyone\'s usage')
+  assert.equal((await fetch(`${proxy.url}/proxy/usage`, { headers: bearer(STUDENT) })).status, 401, 'usage:read or keys:admin is needed for everyone\'s usage')
   const report = await jsonOf(await fetch(`${proxy.url}/proxy/usage?since=2026-12-01&by=key,model,day`, { headers: bearer(READER) }))
   assert.equal(report.since, '2026-12-01')
   assert.equal(report.until, '2026-12-07')

@@ -10,7 +10,7 @@ export default fp(async function corsPlugin (fastify) {
   const { origins, maxAge } = fastify.config.cors
   await fastify.register(cors, {
     origin: origins === '*' ? '*' : origins,
-    methods: ['GET', 'HEAD', 'POST', 'DELETE', 'OPTIONS'],
+    methods: ['GET', 'HEAD', 'POST', 'DELETE', 'PATCH', 'OPTIONS'],
     // allowedHeaders is left out (an explicit undefined would replace the plugin's null default),
     // so @fastify/cors reflects Access-Control-Request-Headers: a browser may send every header Ollama's
     // own CORS allows (server/routes.go: Authorization, OpenAI-Beta, x-stainless-*), those of the

@@ -1,6 +1,6 @@
 // The admin page: sign in with a key, then what the key may see. keys:admin and usage:read see
-// the hosts, the requests in flight and every key; usage:read the charts of everyone's usage;
-// keys:admin may add, change, rotate and revoke keys; any other key sees only its own usage.
+// the hosts, the requests in flight, every key and the charts of everyone's usage; keys:admin may
+// add, change, rotate and revoke keys; any other key sees only its own usage.
 import { api, ApiError, session } from './api.js'
 import { byId, replaceChildren } from './dom.js'
 import { setUpKeyDialogs } from './key-dialogs.js'
@@ -75,9 +75,7 @@ function every (ms, refresh) {
 /** Everything this key may see, read now and then again every few seconds. */
 function refreshers () {
   if (!overseer()) return [[KEYS_EVERY_MS, refreshOwn]]
-  const list = [[STATUS_EVERY_MS, refreshStatus], [KEYS_EVERY_MS, refreshKeys]]
-  if (may('usage:read')) list.push([USAGE_EVERY_MS, refreshUsage])
-  return list
+  return [[STATUS_EVERY_MS, refreshStatus], [KEYS_EVERY_MS, refreshKeys], [USAGE_EVERY_MS, refreshUsage]]
 }
 
 async function start () {
@@ -95,7 +93,6 @@ async function start () {
   byId('signed-in-as').textContent = me.name ?? 'a key'
   byId('session').hidden = false
   byId('add-key').hidden = !may('keys:admin')
-  byId('usage-note').hidden = may('usage:read')
   if (overseer()) {
     showOnly('status-view', 'keys-view', 'usage-view')
   } else {
