@@ -17,16 +17,19 @@ export function statusOf (exchange: Exchange): number {
 
 const round = (value: number) => Math.round(value * 10) / 10
 
-let lastMs = 0
-let lastIso = ''
 /** pino's isoTime for now: many lines share a millisecond under load, so its text is made once per ms. */
-function isoNow (): string {
-  const now = Date.now()
-  if (now !== lastMs) {
-    lastMs = now
-    lastIso = new Date(now).toISOString()
+export class LineTime {
+  private lastMs = 0
+  private lastIso = ''
+
+  now (): string {
+    const now = Date.now()
+    if (now !== this.lastMs) {
+      this.lastMs = now
+      this.lastIso = new Date(now).toISOString()
+    }
+    return this.lastIso
   }
-  return lastIso
 }
 const text = JSON.stringify
 
@@ -48,11 +51,11 @@ function usageText (usage: TokenUsage): string {
  * logger's `bindings`, the fields, `"msg":"request"}` and a newline), fields left out when
  * undefined. Holds no header and no query string; every string a client chose is JSON-escaped.
  */
-export function accessLine (exchange: Exchange, status: number, ms: number, address: string | undefined, bindings: string): string {
+export function accessLine (exchange: Exchange, status: number, ms: number, address: string | undefined, bindings: string, time: LineTime): string {
   const { request, route, key, upstream } = exchange
   // Request ids (sanitised or generated), methods (HTTP tokens), route patterns, key and host names
   // (checked by the config's patterns) need no escaping; the path, the model and the address might.
-  let line = `{"level":30,"time":"${isoNow()}"${bindings},"reqId":"${request.id}","method":"${request.method}","route":${route === undefined ? 'null' : `"${route.path}"`},"path":${text(pathOf(request.url))},"status":${status},"ms":${round(ms)}`
+  let line = `{"level":30,"time":"${time.now()}"${bindings},"reqId":"${request.id}","method":"${request.method}","route":${route === undefined ? 'null' : `"${route.path}"`},"path":${text(pathOf(request.url))},"status":${status},"ms":${round(ms)}`
   if (address !== undefined) line += `,"remoteAddress":${text(address)}`
   if (key !== undefined) line += `,"key":"${key.name}","keyKind":"${key.kind}"`
   if (exchange.model !== undefined) line += `,"model":${text(exchange.model)}`

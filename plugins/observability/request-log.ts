@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import pino from 'pino'
 import type { Exchange } from '../http/exchange.js'
-import { accessLine, statusOf } from './access-line.js'
+import { accessLine, LineTime, statusOf } from './access-line.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,6 +29,7 @@ export default fp(async function requestLogPlugin (fastify) {
   // The logger's bindings as pino writes them (`,"service":"ollama-proxy"`).
   const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym]
   const trustProxy = fastify.config.server.trustProxy !== false
+  const time = new LineTime()
   const listeners: Array<(exchange: Exchange, status: number, ms: number) => void> = []
   fastify.decorate('onExchangeDone', (listener: (exchange: Exchange, status: number, ms: number) => void) => { listeners.push(listener) })
 
@@ -38,7 +39,7 @@ export default fp(async function requestLogPlugin (fastify) {
     if (logger.isLevelEnabled('info')) {
       // Behind a trusted load balancer the client is the X-Forwarded-For address (Fastify's request.ip).
       const address = trustProxy ? exchange.request.ip : exchange.request.raw.socket?.remoteAddress
-      sink.write(accessLine(exchange, status, ms, address, bindings))
+      sink.write(accessLine(exchange, status, ms, address, bindings, time))
     }
     for (const listener of listeners) listener(exchange, status, ms)
   }
