@@ -3,10 +3,11 @@
 // made visible. The scheduler itself is tested alone in slot-scheduler.test.ts.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bearer, jsonOf, startStack, waitUntil, type Stack } from './helper.js'
+import { bearer, KEYS, TOKENS } from './fixtures/keys.js'
+import { jsonOf, startStack, waitUntil, type Stack } from './helper.js'
 
-const FLOOD = 'flood-key-0000000000000000000000000001'
-const LIGHT = 'light-key-0000000000000000000000000002'
+const FLOOD = KEYS.flood
+const LIGHT = KEYS.light
 
 const keys = (extra: Record<string, unknown> = {}) => ({
   auth: {
@@ -87,7 +88,7 @@ test('/metrics and /readyz show the queue: waiting requests per key, queued per 
   await stack.fake.waitForRequest('/api/chat')
   const waiting = [chat(stack, FLOOD, { chunks: 1 }), chat(stack, FLOOD, { chunks: 1 }), chat(stack, LIGHT, { chunks: 1 })]
   await waitUntil('three to wait', () => stack.app.upstreams.queued === 3)
-  const page = await (await fetch(`${stack.url}/metrics`, { headers: bearer('mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908') })).text()
+  const page = await (await fetch(`${stack.url}/metrics`, { headers: bearer(TOKENS.model) })).text()
   assert.match(page, /ollama_proxy_waiting_requests\{key="flood"\} 2/)
   assert.match(page, /ollama_proxy_waiting_requests\{key="light"\} 1/)
   assert.match(page, /ollama_proxy_upstream_queued\{host="host-1"\} 3/)
@@ -95,7 +96,7 @@ test('/metrics and /readyz show the queue: waiting requests per key, queued per 
   assert.equal(ready.upstreams.queued, 3)
   for (const answer of await Promise.all([running, ...waiting])) await answer.arrayBuffer()
   await waitUntil('every line', () => stack.logs.requestLines().length >= 5)
-  const after = await (await fetch(`${stack.url}/metrics`, { headers: bearer('mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908') })).text()
+  const after = await (await fetch(`${stack.url}/metrics`, { headers: bearer(TOKENS.model) })).text()
   assert.match(after, /ollama_proxy_queue_wait_seconds_count\{route="\/api\/chat"\} 4/)
 })
 
