@@ -1,25 +1,84 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import authPlugin from '../plugins/auth/auth.js'
 import { ConfigError, parseConfig } from '../plugins/config/config-loader.js'
-import { TOKENS, startStack } from './helper.js'
+import admissionPlugin from '../plugins/http/admission.js'
+import methodNotAllowed from '../routes/method-not-allowed.js'
+import { routeTable } from '../routes/route-table.js'
+import { appKeyWithLimits, authWith, bearer, KEYS, TOKENS } from './fixtures/keys.js'
+import { startStack } from './helper.js'
+import { pluginHarness, tableRows } from './plugin-harness.js'
 import { RawClient, until } from './raw-http.js'
 
 /** Larger than anything the proxy could quietly buffer: it must answer without reading it. */
 const HUGE = 95 * 1024 * 1024
-const KEY = 'admission-key-0000000000000000000001'
-
 function keyWith (limits: Record<string, number>) {
-  return { auth: { generate_tokens: [], keys: [{ name: 'app', key: KEY, scopes: ['generate', 'models:read'], limits }] } }
+  return authWith([appKeyWithLimits(limits)], ['model'])
 }
+
+test('admission, before the key: an unknown path is 404 in its dialect; a known path with another method is 405 with Allow', async (t) => {
+  const harness = await pluginHarness(t, { plugins: [admissionPlugin, authPlugin, methodNotAllowed], routes: routeTable })
+  const notFound = [
+    { url: '/no/such/route?key=secret', message: (body: any) => body.error },
+    { url: '/v1/nope', message: (body: any) => { assert.equal(body.error.type, 'not_found_error'); return body.error.message } },
+    { url: '/v1/messages/nope', message: (body: any) => { assert.deepEqual([body.type, body.error.type], ['error', 'not_found_error']); return body.error.message } }
+  ]
+  for (const { url, message } of notFound) {
+    for (const headers of [{}, bearer(TOKENS.other), bearer(TOKENS.generate)]) {
+      const response = await harness.app.inject({ method: 'POST', url, headers, payload: '[{},{}]' })
+      assert.equal(response.statusCode, 404, `${url}: ${response.body}`)
+      assert.equal(message(response.json()), `no route POST ${url.split('?')[0]}`, 'the query string is not echoed')
+    }
+  }
+  const wrongMethods = [
+    { method: 'PUT', url: '/api/chat', allow: 'POST', dialect: 'native' },
+    { method: 'GET', url: '/api/pull', allow: 'POST', dialect: 'native' },
+    { method: 'DELETE', url: '/v1/models', allow: 'GET', dialect: 'openai' },
+    { method: 'GET', url: '/v1/messages', allow: 'POST', dialect: 'anthropic' }
+  ] as const
+  for (const { method, url, allow, dialect } of wrongMethods) {
+    const response = await harness.app.inject({ method, url })
+    assert.equal(response.statusCode, 405, `${method} ${url} without a key: ${response.body}`)
+    assert.equal(response.headers.allow, allow)
+    const body = response.json()
+    const text = dialect === 'native' ? body.error : body.error.message
+    assert.equal(text, `method ${method} not allowed on ${url}; use ${allow}`)
+    if (dialect !== 'native') assert.equal(body.error.type, 'invalid_request_error')
+  }
+  assert.equal(harness.reached.length, 0)
+  const admitted = await harness.app.inject({ method: 'POST', url: '/api/chat', headers: bearer(TOKENS.generate), payload: { model: 'llama3.2', messages: [] } })
+  assert.equal(admitted.statusCode, 200, 'a known route with its method and a key is admitted')
+})
+
+test('admission alone: a body read under server.max_body_bytes_in_flight is held while its request runs and given back when the exchange ends', async (t) => {
+  let heldWhileRunning = -1
+  const harness = await pluginHarness(t, {
+    plugins: [admissionPlugin],
+    routes: tableRows('POST /api/chat'),
+    config: { server: { body_limit: 1000, max_body_bytes_in_flight: 1500 } },
+    handler: async (_exchange, _request) => {
+      heldWhileRunning = harness.app.bodyBudget.inFlight
+      return { reached: true }
+    }
+  })
+  const body = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'x'.repeat(500) }] })
+  for (let i = 0; i < 4; i++) {
+    const response = await harness.app.inject({ method: 'POST', url: '/api/chat', payload: body })
+    assert.equal(response.statusCode, 200, `request ${i}: ${response.body}`)
+    assert.equal(heldWhileRunning, Buffer.byteLength(body), `request ${i} holds its bytes while it runs`)
+    await harness.endedCount(i + 1)
+    assert.equal(harness.app.bodyBudget.inFlight, 0, `request ${i} gave its bytes back`)
+  }
+})
 
 const refusedBeforeTheBody: Array<{ what: string, method: string, path: string, headers: Record<string, string>, status: number }> = [
   { what: 'unknown path, no key', method: 'POST', path: '/no/such/route', headers: {}, status: 404 },
   { what: 'unknown path under /v1, no key', method: 'POST', path: '/v1/nope', headers: {}, status: 404 },
   { what: 'wrong method, no key', method: 'PUT', path: '/api/chat', headers: {}, status: 405 },
   { what: 'no key', method: 'POST', path: '/api/chat', headers: {}, status: 401 },
-  { what: 'wrong key', method: 'POST', path: '/v1/chat/completions', headers: { authorization: `Bearer ${TOKENS.other}` }, status: 401 },
-  { what: 'key without the scope', method: 'POST', path: '/api/pull', headers: { authorization: `Bearer ${TOKENS.generate}` }, status: 401 },
-  { what: 'key without the scope, blob upload', method: 'POST', path: `/api/blobs/sha256:${'a'.repeat(64)}`, headers: { authorization: `Bearer ${TOKENS.generate}` }, status: 401 }
+  { what: 'wrong key', method: 'POST', path: '/v1/chat/completions', headers: bearer(TOKENS.other), status: 401 },
+  { what: 'key without the scope', method: 'POST', path: '/api/pull', headers: bearer(TOKENS.generate), status: 401 },
+  { what: 'key without the scope, blob upload', method: 'POST', path: `/api/blobs/sha256:${'a'.repeat(64)}`, headers: bearer(TOKENS.generate), status: 401 }
 ]
 
 test('before the key, nothing: refusals come before the body is sent, and close the connection', async (t) => {
@@ -56,7 +115,7 @@ test('a trickled body is cut off with 408 after server.body_timeout', async (t) 
   const stack = await startStack(t, { server: { body_timeout: 0.2 } })
   for (const [path, shape] of [['/api/chat', 'native'], ['/v1/chat/completions', 'openai']] as const) {
     const client = await RawClient.open(stack.url)
-    client.send('POST', path, { authorization: `Bearer ${TOKENS.generate}`, 'content-length': 1000 }, '{"model":')
+    client.send('POST', path, { ...bearer(TOKENS.generate), 'content-length': 1000 }, '{"model":')
     const answer = await client.answer()
     assert.equal(answer.status, 408)
     const body = JSON.parse(answer.body)
@@ -74,7 +133,7 @@ test('server.max_connections: a request on a connection past it gets 503 with Re
     assert.equal((await client.answer()).status, 200)
   }
   const third = await RawClient.open(stack.url)
-  third.send('POST', '/v1/messages', { authorization: `Bearer ${TOKENS.generate}`, 'content-length': HUGE })
+  third.send('POST', '/v1/messages', { ...bearer(TOKENS.generate), 'content-length': HUGE })
   const answer = await third.answer()
   assert.equal(answer.status, 503)
   assert.equal(answer.headers['retry-after'], '1')
@@ -87,10 +146,10 @@ test('key limits refuse before the body is sent (concurrent, requests and tokens
   await t.test('concurrent: 1', async (t) => {
     const stack = await startStack(t, keyWith({ concurrent: 1 }))
     const holder = await RawClient.open(stack.url)
-    holder.send('POST', '/api/chat', { authorization: `Bearer ${KEY}`, 'content-length': 1000 }, '{"model":')
+    holder.send('POST', '/api/chat', { ...bearer(KEYS.app), 'content-length': 1000 }, '{"model":')
     await until(() => stack.app.concurrencySlots.count('app') === 1, 'the first request holds the slot')
     const second = await RawClient.open(stack.url)
-    second.send('POST', '/api/chat', { authorization: `Bearer ${KEY}`, 'content-length': HUGE })
+    second.send('POST', '/api/chat', { ...bearer(KEYS.app), 'content-length': HUGE })
     const answer = await second.answer()
     assert.equal(answer.status, 429)
     assert.match(JSON.parse(answer.body).error, /concurrency limit/)
@@ -102,7 +161,7 @@ test('key limits refuse before the body is sent (concurrent, requests and tokens
     const stack = await startStack(t, keyWith({ requests_per_minute: 1 }))
     stack.app.limitWindows.incr('rpm:app', 1, Date.now())
     const client = await RawClient.open(stack.url)
-    client.send('POST', '/v1/chat/completions', { authorization: `Bearer ${KEY}`, 'content-length': HUGE })
+    client.send('POST', '/v1/chat/completions', { ...bearer(KEYS.app), 'content-length': HUGE })
     const answer = await client.answer()
     assert.equal(answer.status, 429)
     assert.equal(JSON.parse(answer.body).error.type, 'rate_limit_error')
@@ -112,7 +171,7 @@ test('key limits refuse before the body is sent (concurrent, requests and tokens
     const stack = await startStack(t, keyWith({ tokens_per_minute: 10 }))
     stack.app.limitWindows.incr('tpm:app', 10, Date.now())
     const client = await RawClient.open(stack.url)
-    client.send('POST', '/api/generate', { authorization: `Bearer ${KEY}`, 'content-length': HUGE })
+    client.send('POST', '/api/generate', { ...bearer(KEYS.app), 'content-length': HUGE })
     const answer = await client.answer()
     assert.equal(answer.status, 429)
     assert.match(JSON.parse(answer.body).error, /token limit/)
@@ -122,7 +181,7 @@ test('key limits refuse before the body is sent (concurrent, requests and tokens
 
 test('server.max_body_bytes_in_flight: past it, 503 with Retry-After in the route dialect', async (t) => {
   const stack = await startStack(t, { server: { body_limit: 1000, max_body_bytes_in_flight: 1500 } })
-  const auth = { authorization: `Bearer ${TOKENS.generate}` }
+  const auth = bearer(TOKENS.generate)
   const holder = await RawClient.open(stack.url)
   holder.send('POST', '/api/chat', { ...auth, 'content-length': 1000 }, '{"model":')
   await until(() => stack.app.bodyBudget.inFlight === 1000, 'the first body holds its bytes')
@@ -164,7 +223,7 @@ test('Expect: 100-continue is answered only once the request is admitted', async
 
   const body = '{"model":"llama3.2","messages":[],"stream":false}'
   const admitted = await RawClient.open(stack.url)
-  admitted.send('POST', '/api/chat', { authorization: `Bearer ${TOKENS.generate}`, expect: '100-continue', 'content-length': body.length })
+  admitted.send('POST', '/api/chat', { ...bearer(TOKENS.generate), expect: '100-continue', 'content-length': body.length })
   assert.equal((await admitted.answer()).status, 100)
   admitted.socket.write(body)
   assert.equal((await admitted.answer()).status, 200)

@@ -3,7 +3,8 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders } from '
 import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
-import { bearer, jsonOf, LogCapture, startProxy, testConfig, TOKENS } from './helper.js'
+import { basic, bearer, TOKENS } from './fixtures/keys.js'
+import { jsonOf, LogCapture, startProxy, testConfig } from './helper.js'
 
 const USER = 'proxy'
 const PASSWORD = 'p@ss:w0rd/secret'
@@ -65,10 +66,9 @@ test('base_url with a path and user:password@: requests go to the sub-path with 
   const { url } = await startProxy(t, config, logs)
 
   // The client sends its own key as Basic too: it must not reach the front.
-  const clientBasic = `Basic ${Buffer.from(`me:${TOKENS.generate}`).toString('base64')}`
   const chat = await fetch(`${url}/api/chat`, {
     method: 'POST',
-    headers: { authorization: clientBasic },
+    headers: basic(TOKENS.generate, 'me'),
     body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] })
   })
   const text = await chat.text()

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { test } from 'node:test'
-import { startStack, TOKENS } from './helper.js'
+import { bareKey, bearer, TOKENS } from './fixtures/keys.js'
+import { startStack } from './helper.js'
 
 const MiB = 1024 * 1024
 
@@ -45,7 +46,7 @@ test('a 256 MiB chunked blob upload streams through and Ollama verifies its dige
   const stack = await startStack(t)
   const size = 256 * MiB
   const digest = digestOf(size)
-  const result = await chunkedUpload(`${stack.url}/api/blobs/${digest}`, size, { authorization: `Bearer ${TOKENS.model}`, 'content-type': 'application/json' })
+  const result = await chunkedUpload(`${stack.url}/api/blobs/${digest}`, size, { ...bearer(TOKENS.model), 'content-type': 'application/json' })
   assert.equal(result.status, 201, result.body)
   assert.equal(stack.fake.blobs.get(digest), size)
   const seen = stack.fake.last()
@@ -53,11 +54,11 @@ test('a 256 MiB chunked blob upload streams through and Ollama verifies its dige
   assert.equal(seen?.bodyBytes, size)
   assert.equal(seen?.headers.authorization, undefined)
 
-  const wrong = await chunkedUpload(`${stack.url}/api/blobs/sha256:${'0'.repeat(64)}`, 2 * MiB, { authorization: `Bearer ${TOKENS.model}` })
+  const wrong = await chunkedUpload(`${stack.url}/api/blobs/sha256:${'0'.repeat(64)}`, 2 * MiB, bearer(TOKENS.model))
   assert.equal(wrong.status, 400)
   assert.match(JSON.parse(wrong.body).error, /digest mismatch/)
 
-  const exists = await fetch(`${stack.url}/api/blobs/${digest}`, { method: 'HEAD', headers: { authorization: `Bearer ${TOKENS.model}` } })
+  const exists = await fetch(`${stack.url}/api/blobs/${digest}`, { method: 'HEAD', headers: bearer(TOKENS.model) })
   assert.equal(exists.status, 200)
 })
 
@@ -72,7 +73,7 @@ test('curl -T style uploads with Expect: 100-continue work (Expect is not forwar
       port: target.port,
       path: target.pathname,
       method: 'POST',
-      headers: { authorization: TOKENS.model, expect: '100-continue', 'content-length': payload.length }
+      headers: { ...bareKey(TOKENS.model), expect: '100-continue', 'content-length': payload.length }
     }, res => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)) })
     req.on('continue', () => req.end(payload))
     req.on('error', reject)
@@ -84,17 +85,17 @@ test('curl -T style uploads with Expect: 100-continue work (Expect is not forwar
 
 test('a blob upload with a generate key is refused before any byte is read', async (t) => {
   const stack = await startStack(t)
-  const result = await chunkedUpload(`${stack.url}/api/blobs/sha256:${'1'.repeat(64)}`, 8 * MiB, { authorization: `Bearer ${TOKENS.generate}` })
+  const result = await chunkedUpload(`${stack.url}/api/blobs/sha256:${'1'.repeat(64)}`, 8 * MiB, bearer(TOKENS.generate))
   assert.equal(result.status, 401)
   assert.equal(stack.fake.requests.length, 0)
 })
 
 test('upload_limit, when configured, refuses larger uploads with 413', async (t) => {
   const stack = await startStack(t, { server: { upload_limit: MiB } })
-  const declared = await fetch(`${stack.url}/api/blobs/sha256:${'2'.repeat(64)}`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.model}` }, body: Buffer.alloc(2 * MiB) })
+  const declared = await fetch(`${stack.url}/api/blobs/sha256:${'2'.repeat(64)}`, { method: 'POST', headers: bearer(TOKENS.model), body: Buffer.alloc(2 * MiB) })
   assert.equal(declared.status, 413)
   await declared.arrayBuffer()
-  const chunked = await chunkedUpload(`${stack.url}/api/blobs/sha256:${'3'.repeat(64)}`, 4 * MiB, { authorization: `Bearer ${TOKENS.model}` })
+  const chunked = await chunkedUpload(`${stack.url}/api/blobs/sha256:${'3'.repeat(64)}`, 4 * MiB, bearer(TOKENS.model))
   assert.equal(chunked.status, 413, 'a chunked upload is cut off at the limit with 413, not blamed on Ollama')
   assert.match(JSON.parse(chunked.body).error, /configured limit of 1048576 bytes/)
 })
@@ -104,7 +105,7 @@ test('multipart audio transcriptions are forwarded raw, boundary and all', async
   const form = new FormData()
   form.append('model', 'llama3.2')
   form.append('file', new Blob([Buffer.from('RIFF fake wav')], { type: 'audio/wav' }), 'a.wav')
-  const response = await fetch(`${stack.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.generate}` }, body: form })
+  const response = await fetch(`${stack.url}/v1/audio/transcriptions`, { method: 'POST', headers: bearer(TOKENS.generate), body: form })
   assert.equal(response.status, 200)
   assert.deepEqual(await response.json(), { text: 'hello world' })
   const seen = stack.fake.last('/v1/audio/transcriptions')

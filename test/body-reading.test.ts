@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { gzipSync } from 'node:zlib'
 import { test } from 'node:test'
+import { authWith, bearer, KEYS, namedKey } from './fixtures/keys.js'
 import { startStack } from './helper.js'
 import { RawClient } from './raw-http.js'
 
-const KEY = 'allowlisted-key-00000000000000000001'
-const auth = { authorization: `Bearer ${KEY}` }
+const auth = bearer(KEYS.app)
 const allowlisted = (server: Record<string, unknown> = {}) => ({
-  auth: { generate_tokens: [], keys: [{ name: 'app', key: KEY, scopes: ['generate'], models: ['llama3.2'] }] },
+  ...authWith([namedKey('app', ['generate'], { models: ['llama3.2'] })], ['model']),
   server
 })
 

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { gzipSync } from 'node:zlib'
 import { startFakeOllama, type FakeOllama, type RawAnswer } from './fake-ollama.js'
-import { jsonOf, startProxy, startStack, testConfig, TOKENS, bearer } from './helper.js'
+import { authWith, bearer, KEYS, namedKey, TOKENS } from './fixtures/keys.js'
+import { jsonOf, startProxy, startStack, testConfig } from './helper.js'
 import { LineSplitter, MAX_ANSWER_BYTES, MAX_LINE_BYTES, MAX_LISTING_BYTES, UnreadableAnswer } from '../plugins/upstream/bounded-read.js'
 
-const LIMITED_KEY = 'allowlisted-key-00000000000000000001'
-const limited = { authorization: `Bearer ${LIMITED_KEY}` }
+const limited = bearer(KEYS.limited)
 const admin = bearer(TOKENS.model)
-const keys = { auth: { keys: [{ name: 'limited', key: LIMITED_KEY, scopes: ['generate', 'models:read'], models: ['llama3.2'] }] } }
+const keys = authWith([namedKey('limited', ['generate', 'models:read'], { models: ['llama3.2'] })], ['generate', 'model'])
 const HIDDEN = 'hidden-model-the-key-may-not-see'
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 

@@ -7,7 +7,8 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { startStack, TOKENS, waitUntil, type Stack } from './helper.js'
+import { bearer, TOKENS, xApiKey } from './fixtures/keys.js'
+import { startStack, waitUntil, type Stack } from './helper.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
@@ -59,6 +60,7 @@ async function callFromPage (page: Page, call: PageCall): Promise<PageResult> {
     try {
       response = await fetch(url, {
         method: 'POST',
+        // Runs in the page, where the fixtures are not loaded.
         headers: headers ?? { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
         body: JSON.stringify(body)
       })
@@ -174,8 +176,8 @@ if (!existsSync(CHROMIUM)) {
         key: TOKENS.generate,
         body: { model: 'llama3.2', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
         headers: {
-          Authorization: 'Bearer ollama',
-          'x-api-key': TOKENS.generate,
+          ...bearer('ollama'),
+          ...xApiKey(TOKENS.generate),
           'Content-Type': 'application/json',
           'anthropic-version': '2023-06-01',
           'anthropic-dangerous-direct-browser-access': 'true',
@@ -197,7 +199,7 @@ if (!existsSync(CHROMIUM)) {
         url: `${stack.url}/api/show`,
         key: TOKENS.model,
         body: { model: 'llama3.2' },
-        headers: { Authorization: `Bearer ${TOKENS.model}`, 'Content-Type': 'application/json', 'X-Ollama-Host': hostName, 'x-stainless-poll-helper': 'x' }
+        headers: { ...bearer(TOKENS.model), 'Content-Type': 'application/json', 'X-Ollama-Host': hostName, 'x-stainless-poll-helper': 'x' }
       })
       assert.equal(admin.ok, true, `fetch failed: ${admin.errorName ?? ''} ${admin.errorMessage ?? ''}`)
       assert.equal(admin.status, 200, admin.text)

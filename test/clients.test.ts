@@ -3,13 +3,14 @@ import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { Ollama } from 'ollama'
 import OpenAI from 'openai'
-import { startStack, TOKENS } from './helper.js'
+import { bearer, TOKENS } from './fixtures/keys.js'
+import { startStack } from './helper.js'
 
 // Stock clients pointed at the proxy: only the base URL and a key change.
 
 test('the official ollama client: inference and model information with a generate key', async (t) => {
   const stack = await startStack(t)
-  const ollama = new Ollama({ host: stack.url, headers: { Authorization: `Bearer ${TOKENS.generate}` } })
+  const ollama = new Ollama({ host: stack.url, headers: bearer(TOKENS.generate) })
 
   const chat = await ollama.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] })
   assert.equal(chat.done, true)
@@ -50,7 +51,7 @@ test('the official ollama client: inference and model information with a generat
 
 test('the official ollama client: pull, push, create, copy and delete with a model key', async (t) => {
   const stack = await startStack(t)
-  const ollama = new Ollama({ host: stack.url, headers: { Authorization: `Bearer ${TOKENS.model}` } })
+  const ollama = new Ollama({ host: stack.url, headers: bearer(TOKENS.model) })
   const statuses: string[] = []
   for await (const progress of await ollama.pull({ model: 'llama3.2', stream: true })) statuses.push(progress.status)
   assert.equal(statuses.at(-1), 'success')

@@ -4,9 +4,8 @@ import { promisify } from 'node:util'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { identify, KeyRing, presentedTokens } from '../plugins/auth/keys.js'
-import { startStack, testConfig, TOKENS } from './helper.js'
-
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+import { bareKey, basic, basicAuthorization, bearer, TOKENS, xApiKey } from './fixtures/keys.js'
+import { startStack, testConfig } from './helper.js'
 
 interface Case {
   name: string
@@ -16,22 +15,23 @@ interface Case {
 }
 
 // Claude Code sends Ollama's documented placeholder as Bearer and the real key as x-api-key.
+// Where the shape itself is the case (no key, an empty one, a malformed Basic), it is written out.
 const cases: Case[] = [
-  { name: 'Bearer', headers: { authorization: `Bearer ${TOKENS.generate}` }, outcome: 'generate' },
-  { name: 'bare Authorization', headers: { authorization: TOKENS.model }, outcome: 'model' },
-  { name: 'x-api-key', headers: { 'x-api-key': TOKENS.generate }, outcome: 'generate' },
-  { name: 'placeholder Bearer + real x-api-key', headers: { authorization: 'Bearer ollama', 'x-api-key': TOKENS.generate }, outcome: 'generate' },
-  { name: 'real Bearer + placeholder x-api-key', headers: { authorization: `Bearer ${TOKENS.generate}`, 'x-api-key': 'ollama' }, outcome: 'generate' },
-  { name: 'the same key twice', headers: { authorization: `Bearer ${TOKENS.model}`, 'x-api-key': TOKENS.model }, outcome: 'model' },
-  { name: 'two different valid keys', headers: { authorization: `Bearer ${TOKENS.generate}`, 'x-api-key': TOKENS.model }, outcome: 400 },
-  { name: 'Basic, key as password', headers: { authorization: basic('anyone', TOKENS.generate) }, outcome: 'generate' },
-  { name: 'Basic, key as user with no password', headers: { authorization: basic(TOKENS.model, '') }, outcome: 'model' },
-  { name: 'basic in lower case', headers: { authorization: basic('u', TOKENS.generate).replace('Basic', 'basic') }, outcome: 'generate' },
-  { name: 'Basic + real x-api-key', headers: { authorization: basic('u', 'ollama'), 'x-api-key': TOKENS.generate }, outcome: 'generate' },
-  { name: 'Basic with a wrong password', headers: { authorization: basic('u', TOKENS.other) }, outcome: 401 },
+  { name: 'Bearer', headers: bearer(TOKENS.generate), outcome: 'generate' },
+  { name: 'bare Authorization', headers: bareKey(TOKENS.model), outcome: 'model' },
+  { name: 'x-api-key', headers: xApiKey(TOKENS.generate), outcome: 'generate' },
+  { name: 'placeholder Bearer + real x-api-key', headers: { ...bearer('ollama'), ...xApiKey(TOKENS.generate) }, outcome: 'generate' },
+  { name: 'real Bearer + placeholder x-api-key', headers: { ...bearer(TOKENS.generate), ...xApiKey('ollama') }, outcome: 'generate' },
+  { name: 'the same key twice', headers: { ...bearer(TOKENS.model), ...xApiKey(TOKENS.model) }, outcome: 'model' },
+  { name: 'two different valid keys', headers: { ...bearer(TOKENS.generate), ...xApiKey(TOKENS.model) }, outcome: 400 },
+  { name: 'Basic, key as password', headers: basic(TOKENS.generate, 'anyone'), outcome: 'generate' },
+  { name: 'Basic, key as user with no password', headers: { authorization: basicAuthorization(TOKENS.model, '') }, outcome: 'model' },
+  { name: 'basic in lower case', headers: { authorization: basicAuthorization('u', TOKENS.generate).replace('Basic', 'basic') }, outcome: 'generate' },
+  { name: 'Basic + real x-api-key', headers: { ...basic('ollama', 'u'), ...xApiKey(TOKENS.generate) }, outcome: 'generate' },
+  { name: 'Basic with a wrong password', headers: basic(TOKENS.other, 'u'), outcome: 401 },
   { name: 'Basic without a colon', headers: { authorization: `Basic ${Buffer.from(TOKENS.generate).toString('base64')}` }, outcome: 401 },
   { name: 'Basic with the key not encoded', headers: { authorization: `Basic ${TOKENS.generate}` }, outcome: 401 },
-  { name: 'two wrong keys', headers: { authorization: 'Bearer ollama', 'x-api-key': TOKENS.other }, outcome: 401 },
+  { name: 'two wrong keys', headers: { ...bearer('ollama'), ...xApiKey(TOKENS.other) }, outcome: 401 },
   { name: 'nothing', headers: {}, outcome: 401 },
   { name: 'empty Bearer, empty x-api-key', headers: { authorization: 'Bearer ', 'x-api-key': ' ' }, outcome: 401 }
 ]
@@ -50,7 +50,7 @@ test('which presented key counts: unit table over presentedTokens and identify',
     }
   }
   assert.deepEqual(presentedTokens({ authorization: 'Bearer a', 'x-api-key': 'a' }), ['a'])
-  assert.deepEqual(presentedTokens({ authorization: basic('user', 'secret'), 'x-api-key': 'b' }), ['secret', 'b'])
+  assert.deepEqual(presentedTokens({ ...basic('secret', 'user'), 'x-api-key': 'b' }), ['secret', 'b'])
 })
 
 test('every way of presenting a key, through the proxy; no credential header reaches Ollama', async (t) => {

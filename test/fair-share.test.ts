@@ -3,10 +3,11 @@
 // made visible. The scheduler itself is tested alone in slot-scheduler.test.ts.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bearer, jsonOf, startStack, waitUntil, type Stack } from './helper.js'
+import { bearer, KEYS, TOKENS } from './fixtures/keys.js'
+import { jsonOf, startStack, waitUntil, type Stack } from './helper.js'
 
-const FLOOD = 'flood-key-0000000000000000000000000001'
-const LIGHT = 'light-key-0000000000000000000000000002'
+const FLOOD = KEYS.flood
+const LIGHT = KEYS.light
 
 const keys = (extra: Record<string, unknown> = {}) => ({
   auth: {
@@ -17,9 +18,10 @@ const keys = (extra: Record<string, unknown> = {}) => ({
   }
 })
 
-function chat (stack: Stack, key: string, fake: Record<string, unknown>, id?: string): Promise<Response> {
+function chat (stack: Stack, key: string, fake: Record<string, unknown>, id?: string, signal?: AbortSignal): Promise<Response> {
   return fetch(`${stack.url}/api/chat`, {
     method: 'POST',
+    signal,
     headers: { ...bearer(key), ...(id !== undefined ? { 'x-request-id': id } : {}) },
     body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: id ?? 'x' }], stream: false, fake })
   })
@@ -36,9 +38,16 @@ test('service.max_concurrent holds with one host (base_url): Ollama never works 
 
 test('a light key is served at the next free slot while another key floods the queue', async (t) => {
   const stack = await startStack(t, { ...keys(), service: { max_concurrent: 1, queue_size: 100 } })
-  const flood = Array.from({ length: 20 }, (_, i) => chat(stack, FLOOD, { chunks: 2, delay_ms: 20 }, `flood-${i}`))
+  // The first flood request holds the slot until the light one waits too, however slow the machine.
+  const holder = new AbortController()
+  const running = chat(stack, FLOOD, { first_byte_delay_ms: 60_000 }, 'flood-0', holder.signal)
+  await stack.fake.waitForRequest('/api/chat')
+  const flood = Array.from({ length: 19 }, (_, i) => chat(stack, FLOOD, { chunks: 2, delay_ms: 20 }, `flood-${i + 1}`))
   await waitUntil('the flood to fill the queue', () => stack.app.upstreams.queued === 19)
   const light = chat(stack, LIGHT, { chunks: 1 }, 'light')
+  await waitUntil('the light key to wait', () => stack.app.upstreams.queued === 20)
+  holder.abort()
+  await assert.rejects(running)
   await (await light).arrayBuffer()
   const order = stack.fake.requests.filter(r => r.path === '/api/chat').map(r => (r.json as { messages: Array<{ content: string }> }).messages[0].content)
   // The one running when it arrived finishes, then the light key goes: second or third at most.
@@ -87,7 +96,7 @@ test('/metrics and /readyz show the queue: waiting requests per key, queued per 
   await stack.fake.waitForRequest('/api/chat')
   const waiting = [chat(stack, FLOOD, { chunks: 1 }), chat(stack, FLOOD, { chunks: 1 }), chat(stack, LIGHT, { chunks: 1 })]
   await waitUntil('three to wait', () => stack.app.upstreams.queued === 3)
-  const page = await (await fetch(`${stack.url}/metrics`, { headers: bearer('mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908') })).text()
+  const page = await (await fetch(`${stack.url}/metrics`, { headers: bearer(TOKENS.model) })).text()
   assert.match(page, /ollama_proxy_waiting_requests\{key="flood"\} 2/)
   assert.match(page, /ollama_proxy_waiting_requests\{key="light"\} 1/)
   assert.match(page, /ollama_proxy_upstream_queued\{host="host-1"\} 3/)
@@ -95,7 +104,7 @@ test('/metrics and /readyz show the queue: waiting requests per key, queued per 
   assert.equal(ready.upstreams.queued, 3)
   for (const answer of await Promise.all([running, ...waiting])) await answer.arrayBuffer()
   await waitUntil('every line', () => stack.logs.requestLines().length >= 5)
-  const after = await (await fetch(`${stack.url}/metrics`, { headers: bearer('mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908') })).text()
+  const after = await (await fetch(`${stack.url}/metrics`, { headers: bearer(TOKENS.model) })).text()
   assert.match(after, /ollama_proxy_queue_wait_seconds_count\{route="\/api\/chat"\} 4/)
 })
 

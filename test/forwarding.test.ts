@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { request as httpRequest } from 'node:http'
 import { test } from 'node:test'
-import { TOKENS, bearer, jsonOf, startStack } from './helper.js'
+import { bearer, TOKENS, xApiKey } from './fixtures/keys.js'
+import { jsonOf, startStack } from './helper.js'
 
 const gen = bearer(TOKENS.generate)
 const admin = bearer(TOKENS.model)
@@ -25,7 +26,7 @@ test('client credentials, cookies and browser headers stay at the proxy; Host na
     method: 'POST',
     headers: {
       ...gen,
-      'x-api-key': TOKENS.generate,
+      ...xApiKey(TOKENS.generate),
       cookie: 'session=1',
       origin: 'http://evil.example',
       referer: 'http://evil.example/page',

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { routeTable } from '../routes/route-table.js'
-import { startStack, TOKENS, waitUntil } from './helper.js'
+import { bearer, TOKENS } from './fixtures/keys.js'
+import { startStack, waitUntil } from './helper.js'
 import { sampleRequest } from './samples.js'
 
 /** mulberry32: a tiny seeded PRNG, so a failing case can be replayed. */
@@ -18,7 +19,7 @@ function random (seed: number): () => number {
 
 const SEED = 20261124
 const REQUESTS = 1200
-const WRONG = 'fuzz-wrong-key-5d1e9a7c3b2f4e6a'
+const WRONG = TOKENS.other
 
 test(`fuzz: ${REQUESTS} generated requests across all routes (seed ${SEED})`, async (t) => {
   const stack = await startStack(t)
@@ -91,7 +92,7 @@ test(`fuzz: ${REQUESTS} generated requests across all routes (seed ${SEED})`, as
 
   const health = await fetch(`${stack.url}/healthz`)
   assert.equal(health.status, 200, 'still healthy')
-  const chat = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.generate}`, 'x-request-id': 'fuzz-last' }, body: '{"model":"llama3.2","messages":[],"stream":false}' })
+  const chat = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: { ...bearer(TOKENS.generate), 'x-request-id': 'fuzz-last' }, body: '{"model":"llama3.2","messages":[],"stream":false}' })
   assert.equal(chat.status, 200, 'still serving')
   await chat.arrayBuffer()
   await waitUntil('every request to be logged', () => stack.logs.requestLines().length >= REQUESTS && stack.logs.requestLines().some(l => l.reqId === 'fuzz-last'))

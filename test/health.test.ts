@@ -4,7 +4,8 @@ import { undercountsCachedTokens } from '../plugins/upstream/host-health.js'
 import { exposedAddresses, isLoopback } from '../plugins/upstream/exposure.js'
 import { startFakeOllama } from './fake-ollama.js'
 import { RawClient } from './raw-http.js'
-import { jsonOf, LogCapture, startProxy, startStack, testConfig, TOKENS, waitUntil } from './helper.js'
+import { bearer, TOKENS } from './fixtures/keys.js'
+import { jsonOf, LogCapture, startProxy, startStack, testConfig, waitUntil } from './helper.js'
 
 test('/healthz answers without a key and without calling Ollama', async (t) => {
   const stack = await startStack(t)
@@ -70,7 +71,7 @@ test('health checks do not queue behind client streams (service.max_connections:
   const stream = await fetch(`${stack.url}/api/chat`, {
     method: 'POST',
     signal: controller.signal,
-    headers: { authorization: `Bearer ${TOKENS.generate}` },
+    headers: bearer(TOKENS.generate),
     body: JSON.stringify({ model: 'llama3.2', messages: [], fake: { chunks: 100_000, delay_ms: 10 } })
   })
   assert.equal(stream.status, 200)

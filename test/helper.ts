@@ -15,14 +15,10 @@ function defaultUsageDatabasePath (): string {
   return join(packageRoot(), 'data', 'usage.sqlite')
 }
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
+import { TOKENS } from './fixtures/keys.js'
 
-export const TOKENS = {
-  generate: 'gen-token-3f9c2a7b1d4e5f60718293a4b5c6d7e8',
-  model: 'mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908',
-  other: 'not-a-configured-token-0000000000000'
-} as const
-
-export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+// Keys and credentials live in fixtures/keys.ts; re-exported for the files that import them from here.
+export { TOKENS, bearer } from './fixtures/keys.js'
 
 /** Collects the proxy's JSON log lines so tests can read them. */
 export class LogCapture extends Writable {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { test } from 'node:test'
-import { startStack, TOKENS, waitUntil } from './helper.js'
+import { bearer, bearerLine, TOKENS } from './fixtures/keys.js'
+import { startStack, waitUntil } from './helper.js'
 
 /**
  * Sends raw bytes and returns everything the proxy wrote back before closing. Every exchange here
@@ -35,7 +36,7 @@ test('path tricks never reach a route the key may not use', async (t) => {
   for (const path of tricks) {
     for (const method of ['POST', 'DELETE']) {
       const answer = await rawExchange(stack.url,
-        `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Type: application/json\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{"model":"llama"}`)
+        `${method} ${path} HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nContent-Type: application/json\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{"model":"llama"}`)
       const status = statusOf(answer)
       assert.ok(status >= 400 && status < 500, `${method} ${path} -> ${status}`)
     }
@@ -50,15 +51,15 @@ test('request smuggling attempts get 400 and Ollama never sees a second request'
   const smuggled = 'POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{"model":"evil"}'
   const attempts = [
     // Content-Length and Transfer-Encoding together
-    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
     // duplicate Content-Length
-    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: 30\r\nContent-Length: 5\r\n\r\n{"model":"m","prompt":"x"}    ${smuggled}`,
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nContent-Length: 30\r\nContent-Length: 5\r\n\r\n{"model":"m","prompt":"x"}    ${smuggled}`,
     // bad chunk size
-    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{"model":"m"}\r\n0\r\n\r\n${smuggled}`,
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{"model":"m"}\r\n0\r\n\r\n${smuggled}`,
     // obfuscated Transfer-Encoding
-    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\n{}\n${smuggled}`,
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\n{}\n${smuggled}`,
     // chunk size overflow
-    `POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}\r\n0\r\n\r\n`
+    `POST /api/generate HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}\r\n0\r\n\r\n`
   ]
   for (const attempt of attempts) {
     const answer = await rawExchange(stack.url, attempt)
@@ -73,17 +74,17 @@ test('request smuggling attempts get 400 and Ollama never sees a second request'
 test('header abuse: oversized headers 431, CR/LF 400, many headers and a huge key handled; never logged', async (t) => {
   const stack = await startStack(t)
   const huge = 'k'.repeat(20_000)
-  const oversized = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${huge}\r\n\r\n`)
+  const oversized = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\n${bearerLine(huge)}\r\n\r\n`)
   assert.equal(statusOf(oversized), 431)
   const manyHeaders = Array.from({ length: 500 }, (_, i) => `X-H${i}: v`).join('\r\n')
-  const many = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\n${manyHeaders}\r\nConnection: close\r\n\r\n`)
+  const many = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\n${manyHeaders}\r\nConnection: close\r\n\r\n`)
   assert.equal(statusOf(many), 200)
-  const crlf = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\rX-Injected: 1\r\n\r\n`)
+  const crlf = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\rX-Injected: 1\r\n\r\n`)
   assert.equal(statusOf(crlf), 400)
   const nul = await rawExchange(stack.url, 'GET /api/tags HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0000b\r\n\r\n')
   assert.equal(statusOf(nul), 400)
   const bigKey = 'q'.repeat(8000)
-  const response = await fetch(`${stack.url}/api/tags`, { headers: { authorization: `Bearer ${bigKey}`, 'x-request-id': 'big-key' } })
+  const response = await fetch(`${stack.url}/api/tags`, { headers: { ...bearer(bigKey), 'x-request-id': 'big-key' } })
   assert.equal(response.status, 401)
   await response.arrayBuffer()
   await waitUntil('the request line', () => stack.logs.requestLines().some(e => e.reqId === 'big-key'))
@@ -113,7 +114,7 @@ test('a client that dribbles its headers is cut off after headers_timeout; slow 
   const slowBody = await new Promise<number>((resolve, reject) => {
     const socket = connect(Number(port), hostname)
     const body = '{"model":"llama3.2","prompt":"hi","stream":false}'
-    socket.write(`POST /api/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`)
+    socket.write(`POST /api/generate HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`)
     let i = 0
     const drip = setInterval(() => {
       socket.write(body.slice(i, i + 10))

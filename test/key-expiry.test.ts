@@ -5,7 +5,11 @@ import { stringify } from 'yaml'
 import { effectiveScopes, identify, KeyRing, type ApiKey } from '../plugins/auth/keys.js'
 import { ExpiryWarnings } from '../plugins/auth/expiry-warnings.js'
 import { parseConfig } from '../plugins/config/config-loader.js'
-import { bearer, jsonOf, startStack } from './helper.js'
+import authPlugin from '../plugins/auth/auth.js'
+import requestLogPlugin from '../plugins/observability/request-log.js'
+import { proxyRoutes } from '../routes/route-table.js'
+import { bearer, xApiKey } from './fixtures/keys.js'
+import { pluginHarness, tableRows } from './plugin-harness.js'
 
 const STUDENT = 'olp_student-key-for-expiry-tests-0000000001'
 const OLD = 'olp_old-secret-of-the-rotated-key-00000002'
@@ -38,7 +42,7 @@ test('a key expires on time with no reload: identify tells an expired key apart,
   assert.ok(!JSON.stringify(expired).includes(STUDENT))
   assert.ok('key' in identify(keys, bearer(STUDENT), EXPIRES - 1000), 'an explicit time wins over the clock')
   // A valid key beside an expired one counts; two expired keys are still expired.
-  const both = identify(keys, { authorization: `Bearer ${STUDENT}`, 'x-api-key': ROTATED })
+  const both = identify(keys, { ...bearer(STUDENT), ...xApiKey(ROTATED) })
   assert.ok('key' in both && both.key.name === 'app')
   assert.equal(keys.find(STUDENT), undefined, 'find() gives only keys in force')
 })
@@ -51,7 +55,7 @@ test('a previous secret is the same key until its grace ends, then simply invali
   assert.ok('key' in current && 'key' in previous)
   assert.equal(previous.key, current.key, 'same name, scopes, limits, weight')
   assert.equal(previous.key.weight, 3)
-  assert.ok('key' in identify(keys, { authorization: `Bearer ${OLD}`, 'x-api-key': ROTATED }), 'old and new of one key are not two keys')
+  assert.ok('key' in identify(keys, { ...bearer(OLD), ...xApiKey(ROTATED) }), 'old and new of one key are not two keys')
   now = GRACE_ENDS
   assert.deepEqual(identify(keys, bearer(OLD)), { error: 'invalid' })
   assert.ok('key' in identify(keys, bearer(ROTATED)))
@@ -71,35 +75,40 @@ test('metrics, usage:read and keys:admin are implied by no scope and given to no
   assert.deepEqual([...seeds.find('met-token-for-scope-test-000003')!.scopes], ['metrics'])
 })
 
-test('through the proxy: an expired key gets 401 saying when, in the route\'s dialect; a named metrics key reads /metrics', async (t) => {
+test('the key stage: an expired key gets 401 saying when, in the route\'s dialect; a named metrics key reads /metrics', async (t) => {
   const expired = 'olp_expired-key-through-the-proxy-00000004'
   const watcher = 'olp_named-metrics-key-000000000000000005'
-  const stack = await startStack(t, {
-    auth: {
-      keys: [
-        { name: 'gone', key: expired, scopes: ['generate'], expires_at: '2020-01-31' },
-        { name: 'watcher', key: watcher, scopes: ['metrics'] }
-      ]
+  const harness = await pluginHarness(t, {
+    plugins: [requestLogPlugin, authPlugin],
+    routes: [...tableRows('POST /api/chat', 'POST /v1/chat/completions', 'POST /v1/messages', 'GET /api/tags'), proxyRoutes.metrics],
+    config: {
+      auth: {
+        keys: [
+          { name: 'gone', key: expired, scopes: ['generate'], expires_at: '2020-01-31' },
+          { name: 'watcher', key: watcher, scopes: ['metrics'] }
+        ]
+      }
     }
   })
-  const native = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: bearer(expired), body: '{"model":"llama3.2","messages":[]}' })
-  assert.equal(native.status, 401)
-  const nativeText = await native.text()
+  const { app } = harness
+  const native = await app.inject({ method: 'POST', url: '/api/chat', headers: bearer(expired), payload: '{"model":"llama3.2","messages":[]}' })
+  assert.equal(native.statusCode, 401)
+  const nativeText = native.body
   assert.match(JSON.parse(nativeText).error, /^this key expired at 2020-02-01T00:00:00\.000Z$/)
-  const openai = await jsonOf(await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: bearer(expired), body: '{"model":"llama3.2","messages":[]}' }))
+  const openai = (await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: bearer(expired), payload: '{"model":"llama3.2","messages":[]}' })).json()
   assert.match(openai.error.message, /this key expired at 2020-02-01T00:00:00\.000Z/)
-  const anthropic = await jsonOf(await fetch(`${stack.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': expired }, body: '{"model":"llama3.2","messages":[],"max_tokens":1}' }))
+  const anthropic = (await app.inject({ method: 'POST', url: '/v1/messages', headers: xApiKey(expired), payload: '{"model":"llama3.2","messages":[],"max_tokens":1}' })).json()
   assert.equal(anthropic.error.type, 'authentication_error')
   assert.ok(!nativeText.includes(expired) && !JSON.stringify(openai).includes(expired), 'the key is never echoed')
-  assert.ok(!stack.logs.text.includes(expired), 'nor logged')
 
-  const metrics = await fetch(`${stack.url}/metrics`, { headers: bearer(watcher) })
-  assert.equal(metrics.status, 200, 'the metrics scope opens /metrics')
-  await metrics.arrayBuffer()
-  const chat = await fetch(`${stack.url}/api/tags`, { headers: bearer(watcher) })
-  assert.equal(chat.status, 401, 'and nothing else')
-  await chat.arrayBuffer()
-  assert.equal(stack.fake.count('/api/chat') + stack.fake.count('/v1/chat/completions'), 0)
+  const metrics = await app.inject({ url: '/metrics', headers: bearer(watcher) })
+  assert.equal(metrics.statusCode, 200, 'the metrics scope opens /metrics')
+  const chat = await app.inject({ url: '/api/tags', headers: bearer(watcher) })
+  assert.equal(chat.statusCode, 401, 'and nothing else')
+  assert.deepEqual(harness.reached.map(exchange => exchange.route?.path), ['/metrics'])
+  await harness.endedCount(5)
+  assert.equal(harness.logs.requestLines().length, 5)
+  assert.ok(!harness.logs.text.includes(expired), 'nor logged')
 })
 
 test('keys expiring within 7 days are warned about once a day', () => {

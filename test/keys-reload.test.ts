@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { startFakeOllama } from './fake-ollama.js'
+import { bearer } from './fixtures/keys.js'
 import { HAND_WRITTEN, handWrittenFile, keys } from './keys-helper.js'
 import { nodeArgs, spawnProcess } from './proxy-process.js'
 
@@ -17,7 +18,7 @@ test('keys add/revoke reach a running proxy through live reload', async (t) => {
   const [, port] = await proxy.waitFor(/"address":\["127\.0\.0\.1:(\d+)"\]/)
   const chat = async (key: string, model: string) => await fetch(`http://127.0.0.1:${port}/api/chat`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${key}` },
+    headers: bearer(key),
     body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], stream: false })
   })
 

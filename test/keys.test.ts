@@ -1,30 +1,18 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import authPlugin from '../plugins/auth/auth.js'
 import { routeTable, type RouteSpec } from '../routes/route-table.js'
+import { authWith, bearer, KEYS, namedKey, SCOPE_KEYS } from './fixtures/keys.js'
 import { jsonOf, startStack } from './helper.js'
+import { injectionOf, pluginHarness } from './plugin-harness.js'
 import { sampleRequest, withHeaders } from './samples.js'
 
-const KEYS = {
-  generate: 'named-generate-key-0000000000000001',
-  read: 'named-read-key-00000000000000000002',
-  admin: 'named-admin-key-0000000000000000003',
-  limited: 'named-limited-key-000000000000000004'
-}
-
-const namedKeys = {
-  auth: {
-    generate_tokens: [],
-    model_tokens: [],
-    keys: [
-      { name: 'gen', key: KEYS.generate, scopes: ['generate'] },
-      { name: 'reader', key: KEYS.read, scopes: ['models:read'] },
-      { name: 'admin', key: KEYS.admin, scopes: ['models:admin'] },
-      { name: 'limited', key: KEYS.limited, scopes: ['generate', 'models:read', 'models:admin'], models: ['llama3.2*'] }
-    ]
-  }
-}
-
-const auth = (key: string) => ({ authorization: `Bearer ${key}` })
+const namedKeys = authWith([
+  SCOPE_KEYS.generate,
+  SCOPE_KEYS['models:read'],
+  SCOPE_KEYS['models:admin'],
+  namedKey('limited', ['generate', 'models:read', 'models:admin'], { models: ['llama3.2*'] })
+])
 
 type Scope = 'generate' | 'models:read' | 'models:admin'
 
@@ -55,12 +43,12 @@ function scopeOpens (spec: RouteSpec, scope: Scope): boolean {
 
 test('scope matrix over the whole route table: each scope opens exactly its routes', async (t) => {
   const stack = await startStack(t, namedKeys)
-  const scopeKeys = { generate: KEYS.generate, 'models:read': KEYS.read, 'models:admin': KEYS.admin } as const
+  const scopeKeys = { generate: KEYS.gen, 'models:read': KEYS.reader, 'models:admin': KEYS.admin } as const
   for (const spec of routeTable) {
     for (const [scope, key] of Object.entries(scopeKeys) as Array<[Scope, string]>) {
       const { path, init } = sampleRequest(spec)
       const before = stack.fake.requests.length
-      const response = await fetch(stack.url + path, withHeaders(init, auth(key)))
+      const response = await fetch(stack.url + path, withHeaders(init, bearer(key)))
       const text = await response.text()
       const label = `${spec.method} ${spec.path} with a ${scope} key`
       if (scopeOpens(spec, scope)) {
@@ -75,10 +63,8 @@ test('scope matrix over the whole route table: each scope opens exactly its rout
 })
 
 test('a generate-only key with an allowlist sees and shows its models in both dialects, and only those', async (t) => {
-  const stack = await startStack(t, {
-    auth: { generate_tokens: [], keys: [{ name: 'web-app', key: KEYS.generate, scopes: ['generate'], models: ['llama3.2*'] }] }
-  })
-  const headers = auth(KEYS.generate)
+  const stack = await startStack(t, authWith([namedKey('gen', ['generate'], { models: ['llama3.2*'] })], ['model']))
+  const headers = bearer(KEYS.gen)
   const tags = await jsonOf(await fetch(`${stack.url}/api/tags`, { headers }))
   assert.deepEqual(tags.models.map((m: { name: string }) => m.name), ['llama3.2:latest'])
   const openai = await jsonOf(await fetch(`${stack.url}/v1/models`, { headers }))
@@ -120,53 +106,52 @@ function withModel (spec: RouteSpec, model: string): { path: string, init: Reque
 }
 
 test('a model allowlist applies on every route that names a model, in each dialect', async (t) => {
-  const stack = await startStack(t, namedKeys)
+  const harness = await pluginHarness(t, { plugins: [authPlugin], routes: routeTable, config: namedKeys })
   const modelRoutes = routeTable.filter(r => r.modelAt !== undefined)
   assert.ok(modelRoutes.length >= 20)
   for (const spec of modelRoutes) {
     const label = `${spec.method} ${spec.path}`
     const allowed = withModel(spec, spec.modelAt === 'copy' ? 'llama3.2-backup' : 'LLAMA3.2:latest')
-    let before = stack.fake.requests.length
-    const ok = await fetch(stack.url + allowed.path, withHeaders(allowed.init, auth(KEYS.limited)))
-    await ok.arrayBuffer()
-    assert.equal(stack.fake.requests.length, before + 1, `${label} with an allowed model reaches Ollama (${ok.status})`)
+    let before = harness.reached.length
+    const ok = await harness.app.inject(injectionOf(allowed.path, withHeaders(allowed.init, bearer(KEYS.limited))))
+    assert.equal(harness.reached.length, before + 1, `${label} with an allowed model reaches the route (${ok.statusCode} ${ok.body})`)
 
     const refused = withModel(spec, 'qwen3:8b')
-    before = stack.fake.requests.length
-    const response = await fetch(stack.url + refused.path, withHeaders(refused.init, auth(KEYS.limited)))
-    assert.equal(response.status, 403, label)
-    const body = await jsonOf(response)
+    before = harness.reached.length
+    const response = await harness.app.inject(injectionOf(refused.path, withHeaders(refused.init, bearer(KEYS.limited))))
+    assert.equal(response.statusCode, 403, label)
+    const body = response.json()
     if (spec.path === '/v1/messages') assert.equal(body.error.type, 'permission_error')
     else if (spec.path.startsWith('/v1/')) assert.equal(body.error.type, 'permission_error')
     else assert.match(body.error, /may not use the model "qwen3:8b"/)
-    assert.equal(stack.fake.requests.length, before, `${label} with a refused model never reaches Ollama`)
+    assert.equal(harness.reached.length, before, `${label} with a refused model never reaches the route`)
   }
 })
 
 test('create checks the model it is made from, so a forbidden model cannot be copied in', async (t) => {
-  const stack = await startStack(t, namedKeys)
-  const response = await fetch(`${stack.url}/api/create`, { method: 'POST', headers: auth(KEYS.limited), body: JSON.stringify({ model: 'llama3.2-mine', from: 'qwen3:8b', stream: false }) })
-  assert.equal(response.status, 403)
-  assert.match((await jsonOf(response)).error, /qwen3:8b/)
-  assert.equal(stack.fake.count('/api/create'), 0)
+  const harness = await pluginHarness(t, { plugins: [authPlugin], routes: routeTable, config: namedKeys })
+  const response = await harness.app.inject({ method: 'POST', url: '/api/create', headers: bearer(KEYS.limited), payload: JSON.stringify({ model: 'llama3.2-mine', from: 'qwen3:8b', stream: false }) })
+  assert.equal(response.statusCode, 403)
+  assert.match(response.json().error, /qwen3:8b/)
+  assert.equal(harness.reached.length, 0)
 })
 
 test('listings show a key only its allowed models, with a correct Content-Length', async (t) => {
   const stack = await startStack(t, namedKeys)
-  const tags = await fetch(`${stack.url}/api/tags`, { headers: auth(KEYS.limited) })
+  const tags = await fetch(`${stack.url}/api/tags`, { headers: bearer(KEYS.limited) })
   const tagsText = await tags.text()
   assert.equal(Number(tags.headers.get('content-length')), Buffer.byteLength(tagsText))
   assert.deepEqual(JSON.parse(tagsText).models.map((m: { name: string }) => m.name), ['llama3.2:latest'])
-  const ps = await jsonOf(await fetch(`${stack.url}/api/ps`, { headers: auth(KEYS.limited) }))
+  const ps = await jsonOf(await fetch(`${stack.url}/api/ps`, { headers: bearer(KEYS.limited) }))
   assert.ok(ps.models.every((m: { name: string }) => m.name.startsWith('llama3.2')))
-  const openai = await jsonOf(await fetch(`${stack.url}/v1/models`, { headers: auth(KEYS.limited) }))
+  const openai = await jsonOf(await fetch(`${stack.url}/v1/models`, { headers: bearer(KEYS.limited) }))
   assert.deepEqual(openai.data.map((m: { id: string }) => m.id), ['llama3.2:latest'])
-  const unfiltered = await jsonOf(await fetch(`${stack.url}/api/tags`, { headers: auth(KEYS.read) }))
+  const unfiltered = await jsonOf(await fetch(`${stack.url}/api/tags`, { headers: bearer(KEYS.reader) }))
   assert.ok(unfiltered.models.length >= 4, 'a key without an allowlist sees everything')
   // HEAD tells how long the listing is: for a key with an allowlist, the filtered one's length.
-  const head = await fetch(`${stack.url}/api/tags`, { method: 'HEAD', headers: auth(KEYS.limited) })
+  const head = await fetch(`${stack.url}/api/tags`, { method: 'HEAD', headers: bearer(KEYS.limited) })
   assert.equal(head.status, 200)
   assert.equal(Number(head.headers.get('content-length')), Buffer.byteLength(tagsText))
-  const headAll = await fetch(`${stack.url}/api/tags`, { method: 'HEAD', headers: auth(KEYS.read) })
+  const headAll = await fetch(`${stack.url}/api/tags`, { method: 'HEAD', headers: bearer(KEYS.reader) })
   assert.equal(Number(headAll.headers.get('content-length')), Buffer.byteLength(JSON.stringify(unfiltered)))
 })

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bearer, startStack, TOKENS, waitUntil } from './helper.js'
+import authPlugin from '../plugins/auth/auth.js'
+import limitsPlugin from '../plugins/limits/limits.js'
+import requestLogPlugin from '../plugins/observability/request-log.js'
+import { authWith, bareKey, bearer, KEYS, namedKey, TOKENS, xApiKey } from './fixtures/keys.js'
+import { startStack, waitUntil } from './helper.js'
+import { pluginHarness, tableRows } from './plugin-harness.js'
 
 test('one log line per request with id, route, status, duration, key name, model and upstream timing', async (t) => {
   const stack = await startStack(t)
@@ -28,7 +33,7 @@ test('no token, right or wrong, ever reaches the log', async (t) => {
   const stack = await startStack(t)
   const wrong = 'wrong-secret-value-7c1d2e3f4a5b6c7d'
   const attempts: Array<Record<string, string>> = [
-    bearer(TOKENS.generate), { authorization: TOKENS.model }, bearer(wrong), { 'x-api-key': wrong }, { authorization: wrong.slice(0, 12) }
+    bearer(TOKENS.generate), bareKey(TOKENS.model), bearer(wrong), xApiKey(wrong), bareKey(wrong.slice(0, 12))
   ]
   for (const headers of attempts) {
     for (const path of ['/api/tags', '/api/pull', '/nope', '/api/chat']) {
@@ -44,5 +49,45 @@ test('no token, right or wrong, ever reaches the log', async (t) => {
   assert.ok(stack.logs.lines.length >= 21)
   for (const secret of [TOKENS.generate, TOKENS.model, wrong, wrong.slice(0, 12), TOKENS.generate.slice(0, 12), TOKENS.model.slice(4, 20)]) {
     assert.ok(!text.includes(secret), `the log holds ${secret.slice(0, 6)}…`)
+  }
+})
+
+test('the request line alone: its fields in pino\'s format, one per request however it ends, no header, no query, no key', async (t) => {
+  const now = Date.UTC(2030, 0, 1, 0, 0, 1)
+  const keys = [namedKey('app', ['generate'], { limits: { requests_per_minute: 1 } }), namedKey('gen', ['generate'])]
+  const harness = await pluginHarness(t, {
+    plugins: [requestLogPlugin, authPlugin, limitsPlugin],
+    routes: tableRows('POST /api/chat', 'GET /api/tags'),
+    config: authWith(keys),
+    clock: () => now
+  })
+  const chat = { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }
+  const sent = [
+    { reqId: 'ok', url: '/api/chat?api_key=query-secret-0001', headers: bearer(KEYS.gen), payload: chat },
+    { reqId: 'first', url: '/api/tags', headers: xApiKey(KEYS.app) },
+    { reqId: 'limited', url: '/api/tags', headers: xApiKey(KEYS.app) },
+    { reqId: 'no-key', url: '/api/tags', headers: bearer(TOKENS.other) },
+    { reqId: 'no-route', url: '/nope?token=query-secret-0002', headers: bearer(KEYS.gen) }
+  ]
+  for (const { reqId, url, headers, payload } of sent) {
+    await harness.app.inject({ method: payload !== undefined ? 'POST' : 'GET', url, headers: { ...headers, 'x-request-id': reqId }, ...(payload !== undefined ? { payload } : {}) })
+  }
+  await harness.endedCount(sent.length)
+  const lines = harness.logs.requestLines()
+  assert.deepEqual(lines.map(line => line.reqId), sent.map(request => request.reqId), 'one line per request, in order')
+  const [ok, first, limited, noKey, noRoute] = lines
+  assert.equal(ok.level, 30)
+  assert.match(String(ok.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  assert.equal(ok.service, 'ollama-proxy')
+  assert.deepEqual({ ...ok, time: undefined, ms: undefined }, {
+    level: 30, time: undefined, service: 'ollama-proxy', reqId: 'ok', method: 'POST', route: '/api/chat', path: '/api/chat', status: 200, ms: undefined, remoteAddress: '127.0.0.1', key: 'gen', keyKind: 'named', model: 'llama3.2', msg: 'request'
+  })
+  assert.equal(typeof ok.ms, 'number')
+  assert.deepEqual([first.status, first.key, first.limit], [200, 'app', undefined])
+  assert.deepEqual([limited.status, limited.key, limited.limit], [429, 'app', 'requests_per_minute'])
+  assert.deepEqual([noKey.status, noKey.key, noKey.route], [401, undefined, '/api/tags'])
+  assert.deepEqual([noRoute.status, noRoute.route, noRoute.path], [404, null, '/nope'])
+  for (const secret of [KEYS.gen, KEYS.app, TOKENS.other, 'query-secret', 'Bearer', 'x-api-key']) {
+    assert.ok(!harness.logs.text.includes(secret), `the log holds ${secret.slice(0, 8)}…`)
   }
 })

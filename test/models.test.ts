@@ -2,7 +2,10 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { compilePattern, modelAllowed, type NameReading, normaliseModel, readModelName } from '../plugins/auth/model-names.js'
 import { filterListing, modelsNamed, type ModelLocation } from '../plugins/auth/model-fields.js'
-import { bearer, jsonOf, startStack, testConfig } from './helper.js'
+import authPlugin from '../plugins/auth/auth.js'
+import { authWith, bearer, KEYS, namedKey } from './fixtures/keys.js'
+import { testConfig } from './helper.js'
+import { pluginHarness, tableRows } from './plugin-harness.js'
 import { ollamaReadings } from './ollama-name-readings.js'
 
 test('each reading names exactly the model Ollama resolves (recorded from Ollama\'s parsers)', () => {
@@ -131,7 +134,7 @@ test('an allowlist entry Ollama could never accept as a name is a config error',
   }
   assert.doesNotThrow(() => compilePattern('llama3.2@*'), 'globs are not names')
   // The loader refuses it, so start, reload and the keys CLI give the same one line.
-  assert.throws(() => testConfig('http://127.0.0.1:1', { auth: { keys: [{ name: 'typo', key: 'typo-key-0000000000000000000000000001', scopes: ['generate'], models: ['llama3.2@latest'] }] } }),
+  assert.throws(() => testConfig('http://127.0.0.1:1', { auth: { keys: [namedKey('app', ['generate'], { models: ['llama3.2@latest'] })] } }),
     /test-config\.yaml: auth\.keys\.0\.models\.0: allowlist entry "llama3.2@latest" is not a model name Ollama accepts/)
 })
 
@@ -146,27 +149,29 @@ test('listings keep only allowed models, read as the literal names Ollama lists'
   assert.deepEqual(filterListing('tags', local, [compilePattern('llama3.2')]), { models: [] }, 'a model tagged `local` is not llama3.2:latest')
 })
 
-const KEY = 'names-test-key-000000000000000000001'
-
-test('through the proxy: names Ollama reads as another model are refused before Ollama sees them', async (t) => {
-  const stack = await startStack(t, { auth: { keys: [{ name: 'app', key: KEY, scopes: ['generate', 'models:read'], models: ['llama3.2', 'gpt-oss:20b-cloud'] }] } })
-  const chat = async (model: string) => await fetch(`${stack.url}/api/chat`, {
+test('through the key and policy stages: names Ollama reads as another model are refused before Ollama sees them', async (t) => {
+  const harness = await pluginHarness(t, {
+    plugins: [authPlugin],
+    routes: tableRows('POST /api/chat'),
+    config: authWith([namedKey('app', ['generate', 'models:read'], { models: ['llama3.2', 'gpt-oss:20b-cloud'] })], ['generate', 'model'])
+  })
+  const chat = async (model: string) => await harness.app.inject({
     method: 'POST',
-    headers: { ...bearer(KEY), 'content-type': 'application/json' },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], stream: false })
+    url: '/api/chat',
+    headers: { ...bearer(KEYS.app), 'content-type': 'application/json' },
+    payload: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], stream: false })
   })
   for (const model of ['llama3.2@x://registry.ollama.ai/library/other', 'llama3.2@sha256:abc', 'https://evil.example/library/llama3.2', 'llama3.2:cloud', 'gpt-oss:120b-cloud', 'llama3.2:cloud:local']) {
-    const before = stack.fake.count('/api/chat')
+    const before = harness.reached.length
     const response = await chat(model)
-    assert.equal(response.status, 403, model)
-    assert.match((await jsonOf(response)).error, /may not use the model/)
-    assert.equal(stack.fake.count('/api/chat'), before, `${model} never reaches Ollama`)
+    assert.equal(response.statusCode, 403, model)
+    assert.match(response.json().error, /may not use the model/)
+    assert.equal(harness.reached.length, before, `${model} never reaches Ollama`)
   }
   for (const model of ['LLAMA3.2', 'https://registry.ollama.ai/library/llama3.2:latest', 'gpt-oss:20b:cloud', 'GPT-OSS:20B-Cloud']) {
-    const before = stack.fake.count('/api/chat')
+    const before = harness.reached.length
     const response = await chat(model)
-    await response.arrayBuffer()
-    assert.notEqual(response.status, 403, model)
-    assert.equal(stack.fake.count('/api/chat'), before + 1, `${model} reaches Ollama`)
+    assert.notEqual(response.statusCode, 403, model)
+    assert.equal(harness.reached.length, before + 1, `${model} reaches the route`)
   }
 })

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import type { TestContext } from 'node:test'
+import authPlugin from '../plugins/auth/auth.js'
 import { routeTable, type RouteSpec } from '../routes/route-table.js'
-import { TOKENS, bearer, startStack } from './helper.js'
+import { authWith, bearer, KEYS, namedKey, TOKENS } from './fixtures/keys.js'
+import { startStack } from './helper.js'
 import { acceptedBodies } from './fixtures/ollama-accepted-bodies.js'
+import { pluginHarness } from './plugin-harness.js'
 
-const KEY = 'one-reading-limited-key-000000000001'
-const limitedKey = {
-  auth: { keys: [{ name: 'limited', key: KEY, scopes: ['generate', 'models:read', 'models:admin'], models: ['llama3.2*'] }] }
-}
+const KEY: string = KEYS.limited
+const limitedKey = authWith([namedKey('limited', ['generate', 'models:read', 'models:admin'], { models: ['llama3.2*'] })], ['generate', 'model'])
 const ALLOWED = 'llama3.2'
 const DENIED = 'qwen3:8b'
 
@@ -45,6 +47,18 @@ async function send (url: string, spec: RouteSpec, body: string, token = KEY): P
   return { status: response.status, text: await response.text() }
 }
 
+/** The key, body and policy stages alone (no Ollama): `send` answers what reached the route, and how many did. */
+async function stagesAlone (t: TestContext, config: Record<string, unknown> = limitedKey) {
+  const harness = await pluginHarness(t, { plugins: [authPlugin], routes: routeTable, config })
+  return {
+    reached: () => harness.reached.length,
+    send: async (spec: RouteSpec, body: string, token: string = KEY): Promise<{ status: number, text: string }> => {
+      const response = await harness.app.inject({ method: spec.method, url: spec.path, headers: { ...bearer(token), 'content-type': 'application/json' }, payload: body })
+      return { status: response.statusCode, text: response.body }
+    }
+  }
+}
+
 test('the allowlist applies to the model Ollama will run, on every model-naming JSON route', async (t) => {
   const stack = await startStack(t, limitedKey)
   assert.ok(jsonModelRoutes.length >= 15)
@@ -79,29 +93,29 @@ test('the allowlist applies to the model Ollama will run, on every model-naming 
 })
 
 test('model or name: each handler\'s own preference decides the model checked', async (t) => {
-  const stack = await startStack(t, limitedKey)
+  const { send } = await stagesAlone(t)
   for (const spec of jsonModelRoutes.filter(s => s.modelAt === 'body' || s.modelAt === 'create')) {
     const label = `${spec.method} ${spec.path}`
     const base = baseFields(spec).filter(([k]) => k !== 'model')
     const takesName = ['/api/show', '/api/pull', '/api/push', '/api/delete', '/api/create'].includes(spec.upstream)
     // Handlers with a Name field fall back to it when model is empty (cmp.Or); the others never read it.
-    const emptyModel = await send(stack.url, spec, text([['model', ''], ['name', DENIED], ...base]))
+    const emptyModel = await send(spec, text([['model', ''], ['name', DENIED], ...base]))
     assert.equal(emptyModel.status, takesName ? 403 : 400, `${label}: ${emptyModel.text}`)
-    const nameOnly = await send(stack.url, spec, text([['Name', DENIED], ...base]))
+    const nameOnly = await send(spec, text([['Name', DENIED], ...base]))
     assert.equal(nameOnly.status, takesName ? 403 : 400, `${label}: ${nameOnly.text}`)
     // A model present wins over name wherever both exist.
-    const both = await send(stack.url, spec, text([['model', spec.modelAt === 'create' ? `${ALLOWED}-mine` : ALLOWED], ['NAME', DENIED], ...base]))
+    const both = await send(spec, text([['model', spec.modelAt === 'create' ? `${ALLOWED}-mine` : ALLOWED], ['NAME', DENIED], ...base]))
     assert.notEqual(both.status, 403, `${label}: ${both.text}`)
   }
 })
 
 test('a repeated list field that Go would merge is refused with 400 naming it', async (t) => {
-  const stack = await startStack(t)
+  const { send, reached } = await stagesAlone(t, {})
   const chat = routeTable.find(s => s.path === '/api/chat')!
-  const result = await send(stack.url, chat, '{"model":"llama3.2","messages":[{"role":"user","content":"a"}],"Messages":[{"role":"user"}]}', TOKENS.generate)
+  const result = await send(chat, '{"model":"llama3.2","messages":[{"role":"user","content":"a"}],"Messages":[{"role":"user"}]}', TOKENS.generate)
   assert.equal(result.status, 400)
   assert.match(result.text, /messages/)
-  assert.equal(stack.fake.requests.length, 0)
+  assert.equal(reached(), 0)
 })
 
 test('bodies Ollama accepts (its Go client, its OpenAPI examples, its tests) reach it byte-exact', async (t) => {
@@ -120,19 +134,19 @@ test('bodies Ollama accepts (its Go client, its OpenAPI examples, its tests) rea
 test('on /v1 routes the exact key "model" is read too: Ollama\'s cloud passthrough sends it to ollama.com', async (t) => {
   // server/cloud_proxy.go extractModelField reads the body into a map (exact key, last wins) and
   // proxies a cloud model before the route's struct (case-folded keys) is ever decoded.
-  const stack = await startStack(t, limitedKey)
+  const { send, reached } = await stagesAlone(t)
   for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/messages']) {
     const spec = routeTable.find(s => s.path === path)!
     const rest = baseFields(spec).filter(([k]) => k !== 'model')
     for (const folded of ['Model', 'MODEL', 'mOdEl']) {
-      const before = stack.fake.requests.length
-      const attack = await send(stack.url, spec, text([['model', 'gpt-oss:20b-cloud'], [folded, ALLOWED], ...rest]))
+      const before = reached()
+      const attack = await send(spec, text([['model', 'gpt-oss:20b-cloud'], [folded, ALLOWED], ...rest]))
       assert.equal(attack.status, 403, `${path} with "model" then ${JSON.stringify(folded)}: ${attack.text}`)
       assert.match(attack.text, /gpt-oss/)
-      assert.equal(stack.fake.requests.length, before, `${path} never reaches Ollama`)
+      assert.equal(reached(), before, `${path} never reaches Ollama`)
     }
     // The two readings agree: nothing to refuse.
-    const same = await send(stack.url, spec, text([['model', ALLOWED], ['Model', ALLOWED], ...rest]))
+    const same = await send(spec, text([['model', ALLOWED], ['Model', ALLOWED], ...rest]))
     assert.notEqual(same.status, 403, `${path}: ${same.text}`)
   }
 })
@@ -140,18 +154,18 @@ test('on /v1 routes the exact key "model" is read too: Ollama\'s cloud passthrou
 test('a key with an allowlist may not create a remote model (remote_host): it would run elsewhere, e.g. on ollama.com', async (t) => {
   // server/create.go: with `remote_host`, the new model forwards every request to that host
   // (signed as the server owner for ollama.com), whatever `from` names.
-  const stack = await startStack(t, limitedKey)
+  const { send, reached } = await stagesAlone(t)
   const create = routeTable.find(s => s.path === '/api/create')!
   for (const key of ['remote_host', 'Remote_Host', 'REMOTE_HOST']) {
     const body = text([['model', `${ALLOWED}-mine`], ['from', ALLOWED], [key, 'https://ollama.com:443'], ['stream', false]])
-    const attack = await send(stack.url, create, body)
+    const attack = await send(create, body)
     assert.equal(attack.status, 403, `${key}: ${attack.text}`)
     assert.match(attack.text, /remote_host/)
   }
-  assert.equal(stack.fake.requests.length, 0)
+  assert.equal(reached(), 0)
   // A key without an allowlist may; null leaves the field unset.
-  const admin = await send(stack.url, create, text([['model', 'mine'], ['from', ALLOWED], ['remote_host', 'https://ollama.com:443'], ['stream', false]]), TOKENS.model)
+  const admin = await send(create, text([['model', 'mine'], ['from', ALLOWED], ['remote_host', 'https://ollama.com:443'], ['stream', false]]), TOKENS.model)
   assert.notEqual(admin.status, 403, admin.text)
-  const nulled = await send(stack.url, create, text([['model', `${ALLOWED}-mine`], ['from', ALLOWED], ['remote_host', null], ['stream', false]]))
+  const nulled = await send(create, text([['model', `${ALLOWED}-mine`], ['from', ALLOWED], ['remote_host', null], ['stream', false]]))
   assert.notEqual(nulled.status, 403, nulled.text)
 })

@@ -7,6 +7,7 @@ import { WINDOW_MS, windowStart } from '../plugins/limits/key-limits.js'
 import { RedisWindows } from '../plugins/limits/redis-windows.js'
 import { createLogger } from '../src/logger.js'
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
+import { appKeyWithLimits, authWith, bearer, KEYS } from './fixtures/keys.js'
 import { jsonOf, LogCapture, startProxy, testConfig, waitUntil } from './helper.js'
 import { redisAvailable, startRedis, type RedisServer } from './redis-server.js'
 
@@ -15,8 +16,7 @@ const skip = redisAvailable() ? false : 'redis-server not found (neither /usr/bi
 const FALLBACK = 'redis unreachable: limits are per replica until it returns'
 const BACK = 'redis is back: limits are shared by all replicas again'
 
-const KEY = 'redis-shared-key-0000000000000000000001'
-const auth = { authorization: `Bearer ${KEY}` }
+const auth = bearer(KEYS.app)
 const chat = () => JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false })
 
 const newPrefix = () => `test-${randomUUID().slice(0, 8)}:`
@@ -171,7 +171,7 @@ async function twoReplicas (t: TestContext, limits: Record<string, number>): Pro
   const fake = await startFakeOllama()
   t.after(async () => { await fake.close() })
   const config = testConfig(fake.url, {
-    auth: { generate_tokens: [], keys: [{ name: 'app', key: KEY, scopes: ['generate', 'models:read'], limits }] },
+    ...authWith([appKeyWithLimits(limits)], ['model']),
     redis: { url: redis.url, prefix: newPrefix() }
   })
   const a = await startProxy(t, config)

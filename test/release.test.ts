@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { startFakeOllama } from './fake-ollama.js'
+import { bearer, KEYS } from './fixtures/keys.js'
 import { LogCapture, startProxy, testConfig, waitUntil } from './helper.js'
 import { RawClient } from './raw-http.js'
 import { redisAvailable, startRedis } from './redis-server.js'
 import { Redis } from 'ioredis'
 
-const KEY = 'release-test-key-00000000000000000001'
-const auth = { authorization: `Bearer ${KEY}` }
+const KEY = KEYS.app
+const auth = bearer(KEY)
 
 /** A proxy with one key (2 at once) and one host (1 slot, a queue), optionally with Redis. */
 async function stackFor (t: TestContext, redisUrl?: string) {

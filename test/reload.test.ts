@@ -11,6 +11,7 @@ import { addNamedKey, openConfig, saveConfig } from '../plugins/config/config-ed
 import { concernsFile } from '../plugins/config/config-file-watch.js'
 import { loadConfig, parseConfig } from '../plugins/config/config-loader.js'
 import { startFakeOllama } from './fake-ollama.js'
+import { bearer } from './fixtures/keys.js'
 import { startProxy, waitUntil } from './helper.js'
 import type { ConfigReloaded, ConfigReloadFailed } from '../plugins/config/reload.js'
 
@@ -29,7 +30,7 @@ async function setup (t: TestContext, watch = false) {
   writeFileSync(file, configText(fake.url, [{ name: 'old', key: OLD }]))
   const proxy = await startProxy(t, loadConfig({ path: file, env: {} }), undefined, watch)
   const status = async (key: string) => {
-    const response = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${key}` } })
+    const response = await fetch(`${proxy.url}/api/tags`, { headers: bearer(key) })
     await response.arrayBuffer()
     return response.status
   }
@@ -40,7 +41,7 @@ test('a valid new file swaps keys at once; a stream in flight finishes under the
   const { fake, file, proxy, status } = await setup(t)
   const stream = await fetch(`${proxy.url}/api/chat`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${OLD}` },
+    headers: bearer(OLD),
     body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], fake: { chunks: 10, delay_ms: 60 } })
   })
   assert.equal(stream.status, 200)
@@ -50,7 +51,7 @@ test('a valid new file swaps keys at once; a stream in flight finishes under the
   assert.equal(await status(NEW), 200, 'the new key works')
   const lines = (await stream.text()).trim().split('\n')
   assert.equal(lines.length, 11, 'the stream that started before the reload completed')
-  const tags = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${NEW}` } })
+  const tags = await fetch(`${proxy.url}/api/tags`, { headers: bearer(NEW) })
   const names = (JSON.parse(await tags.text()) as { models: Array<{ name: string }> }).models.map(m => m.name)
   assert.deepEqual(names, ['qwen3:8b'], 'the new allowlist applies')
 })
@@ -95,7 +96,7 @@ test('a Kubernetes ConfigMap update (..data symlink swap) is noticed by content 
   symlinkSync('..data/config.yaml', join(dir, 'config.yaml'))
   const proxy = await startProxy(t, loadConfig({ path: join(dir, 'config.yaml'), env: {} }), undefined, true)
   const status = async (key: string) => {
-    const response = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${key}` } })
+    const response = await fetch(`${proxy.url}/api/tags`, { headers: bearer(key) })
     await response.arrayBuffer()
     return response.status
   }
@@ -129,7 +130,7 @@ test('a file rewritten in place in two steps is applied only once whole', async 
   writeFileSync(file, whole)
   await reloaded
   assert.deepEqual(applied.map(e => e.digest), [createHash('sha256').update(whole).digest('hex')], 'only the whole file was applied')
-  const tags = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${NEW}` } })
+  const tags = await fetch(`${proxy.url}/api/tags`, { headers: bearer(NEW) })
   assert.deepEqual((JSON.parse(await tags.text()) as { models: Array<{ name: string }> }).models.map(m => m.name), ['qwen3:8b'])
   assert.equal(await status(OLD), 401)
 })
@@ -154,7 +155,7 @@ test('a reload refuses a named key sharing a secret; a token in two seed lists i
   writeFileSync(file, stringify({ auth: { generate_tokens: [NEW], model_tokens: [NEW] }, service: { base_url: fake.url } }))
   assert.equal(proxy.app.reloadConfig('test'), true)
   assert.equal(await status(NEW), 200)
-  const pull = await fetch(`${proxy.url}/api/pull`, { method: 'POST', headers: { authorization: `Bearer ${NEW}` }, body: '{"model":"llama3.2","stream":false}' })
+  const pull = await fetch(`${proxy.url}/api/pull`, { method: 'POST', headers: bearer(NEW), body: '{"model":"llama3.2","stream":false}' })
   assert.equal(pull.status, 200, 'the token has the rights of both lists')
   await pull.arrayBuffer()
   await waitUntil('the warning', () => proxy.logs.entries().some(e => e.msg === 'the same token is in two seed lists: it gets the rights of both' && e.level === 40))
@@ -236,7 +237,7 @@ for (const where of ['another folder', 'the same folder'] as const) {
     saveConfig(editable)
     await reloaded
     assert.ok(lstatSync(link).isSymbolicLink())
-    const response = await fetch(`${proxy.url}/api/tags`, { headers: { authorization: `Bearer ${NEW}` } })
+    const response = await fetch(`${proxy.url}/api/tags`, { headers: bearer(NEW) })
     assert.equal(response.status, 200)
     await response.arrayBuffer()
   })

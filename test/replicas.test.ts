@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
-import { bearer, LogCapture, startProxy, testConfig, waitUntil } from './helper.js'
+import { bearer, KEYS } from './fixtures/keys.js'
+import { LogCapture, startProxy, testConfig, waitUntil } from './helper.js'
 import { redisAvailable, startRedis } from './redis-server.js'
 
 const skip = redisAvailable() ? false : 'redis-server not found: install Redis to run these tests'
-const KEY = 'replica-key-00000000000000000000000001'
+const KEY = KEYS.app
 
 async function twoReplicas (t: TestContext, fake: FakeOllama, redisUrl: string, limits: Record<string, number>, service: Record<string, unknown> = {}) {
   const config = testConfig(fake.url, {

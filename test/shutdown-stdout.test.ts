@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { test } from 'node:test'
 import { startFakeOllama } from './fake-ollama.js'
-import { TOKENS } from './helper.js'
+import { bearerLine, TOKENS } from './fixtures/keys.js'
 import { baseConfig, configFile, nodeArgs, spawnProcess } from './proxy-process.js'
 
 test('SIGTERM ends the process though stdout\'s reader is gone; so does a second signal mid-drain', async (t) => {
@@ -18,7 +18,7 @@ test('SIGTERM ends the process though stdout\'s reader is gone; so does a second
       const body = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], fake: { chunks: 1000, delay_ms: 100 } })
       socket = connect(Number(port), '127.0.0.1')
       socket.on('error', () => {})
-      socket.write(`POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      socket.write(`POST /api/chat HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
       await new Promise(resolve => socket!.once('data', resolve))
     }
     if (secondSignal) {

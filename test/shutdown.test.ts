@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { stringify } from 'yaml'
 import { startFakeOllama } from './fake-ollama.js'
-import { TOKENS, waitUntil } from './helper.js'
+import { bearerLine, TOKENS } from './fixtures/keys.js'
+import { waitUntil } from './helper.js'
 
 interface Running { child: ChildProcess, port: number, exited: Promise<{ code: number | null, at: number }>, output: () => string }
 
@@ -44,7 +45,7 @@ function streamingRequest (port: number, chunks: number, delayMs: number): { soc
   let received = ''
   socket.on('data', chunk => { received += chunk.toString() })
   socket.on('error', () => {})
-  socket.write(`POST /api/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.generate}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  socket.write(`POST /api/chat HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
   return { socket, received: () => received }
 }
 

@@ -1,10 +1,11 @@
 // Issue 19: metrics and logs that tell the truth, and limits only where they protect the GPU.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bearer, jsonOf, LogCapture, startProxy, startStack, testConfig, TOKENS, waitUntil } from './helper.js'
+import { bearer, KEYS, TOKENS } from './fixtures/keys.js'
+import { jsonOf, LogCapture, startProxy, startStack, testConfig, waitUntil } from './helper.js'
 import { startFakeOllama } from './fake-ollama.js'
 
-const LIMITED = 'limited-key-000000000000000000000000001'
+const LIMITED = KEYS.app
 const limitedKey = (limits: Record<string, number>, models?: string[]) => ({
   auth: { keys: [{ name: 'app', key: LIMITED, scopes: ['generate'], limits, ...(models !== undefined ? { models } : {}) }] }
 })

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { jsonOf, startStack, TOKENS, type Stack } from './helper.js'
+import { bearer, KEYS, TOKENS } from './fixtures/keys.js'
+import { jsonOf, startStack, type Stack } from './helper.js'
 import { MemoryWindows } from '../plugins/limits/key-limits.js'
 import { refuseWhenTokensSpent, tokensKey } from '../plugins/limits/token-window.js'
 import { ProxyError } from '../plugins/http/error-shapes.js'
 import { UsageMeter } from '../plugins/usage/usage-meter.js'
 
-const KEY = 'charged-key-0000000000000000000000001'
-const auth = { authorization: `Bearer ${KEY}` }
+const KEY = KEYS.app
+const auth = bearer(KEY)
 
 function keyWith (tokensPerMinute: number) {
   return { auth: { generate_tokens: [], keys: [{ name: 'app', key: KEY, scopes: ['generate', 'models:read'], limits: { tokens_per_minute: tokensPerMinute } }] } }
@@ -180,7 +181,7 @@ test('while an answer streams, the request keeps only the small fields of its bo
     { path: '/api/generate', body: { model: 'llama3.2', prompt, stream: false }, kept: { model: 'llama3.2' } }
   ]
   for (const { path, body, kept } of cases) {
-    const response = await fetch(stack.url + path, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.generate}` }, body: JSON.stringify(body) })
+    const response = await fetch(stack.url + path, { method: 'POST', headers: bearer(TOKENS.generate), body: JSON.stringify(body) })
     assert.equal(response.status, 200, path)
     await response.text()
     assert.deepEqual(seen.pop(), kept, `${path}: only the small fields stay`)

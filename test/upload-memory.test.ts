@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
-import { TOKENS } from './helper.js'
+import { bearer, TOKENS } from './fixtures/keys.js'
 import { baseConfig, configFile, nodeArgs, ROOT, spawnProcess } from './proxy-process.js'
 
 const MiB = 1024 * 1024
@@ -23,7 +23,7 @@ async function upload (origin: string, size: number): Promise<number> {
   const block = Buffer.alloc(MiB, 7)
   const target = new URL(`${origin}/api/blobs/sha256:${'ab'.repeat(32)}`)
   return await new Promise((resolve, reject) => {
-    const req = httpRequest({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { authorization: `Bearer ${TOKENS.model}`, 'content-length': size } }, res => {
+    const req = httpRequest({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { ...bearer(TOKENS.model), 'content-length': size } }, res => {
       res.resume()
       res.on('end', () => resolve(res.statusCode ?? 0))
     })

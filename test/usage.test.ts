@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { UsageMeter } from '../plugins/usage/usage-meter.js'
-import { bearer, startStack, TOKENS, waitUntil, type Stack } from './helper.js'
+import { bearer, KEYS, TOKENS } from './fixtures/keys.js'
+import { startStack, waitUntil, type Stack } from './helper.js'
 
 const gen = bearer(TOKENS.generate)
 
@@ -65,10 +66,10 @@ test('/metrics: Prometheus text for model and metrics keys, with per-key token u
   const stack = await startStack(t, {
     auth: {
       metrics_tokens: [metricsToken],
-      keys: [{ name: 'web-app', key: 'web-app-key-000000000000000000000005', scopes: ['generate'] }]
+      keys: [{ name: 'web-app', key: KEYS.app, scopes: ['generate'] }]
     }
   })
-  const webApp = { authorization: 'Bearer web-app-key-000000000000000000000005' }
+  const webApp = bearer(KEYS.app)
   for (let i = 0; i < 2; i++) {
     const response = await fetch(`${stack.url}/api/chat`, { method: 'POST', headers: webApp, body: JSON.stringify({ model: 'Llama3.2', messages: [{ role: 'user', content: 'x' }], fake: { chunks: 4 } }) })
     await response.arrayBuffer()

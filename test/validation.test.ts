@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { TOKENS, bearer, jsonOf, startStack } from './helper.js'
+import type { TestContext } from 'node:test'
+import authPlugin from '../plugins/auth/auth.js'
+import admissionPlugin from '../plugins/http/admission.js'
+import methodNotAllowed from '../routes/method-not-allowed.js'
+import { routeTable } from '../routes/route-table.js'
+import { bearer, TOKENS } from './fixtures/keys.js'
+import { jsonOf, startStack } from './helper.js'
+import { pluginHarness } from './plugin-harness.js'
 
 const gen = bearer(TOKENS.generate)
 const admin = bearer(TOKENS.model)
@@ -10,8 +17,20 @@ async function post (url: string, body: string, headers = gen, method = 'POST'):
   return { status: response.status, body: JSON.parse(await response.text()) }
 }
 
+/** The key stage and the body readers of every route (no Ollama): `post` as above, by inject. */
+async function bodyStage (t: TestContext) {
+  const harness = await pluginHarness(t, { plugins: [authPlugin], routes: routeTable })
+  return {
+    harness,
+    post: async (path: string, body: string | Buffer, headers = gen, method: 'POST' | 'DELETE' = 'POST', type: string | undefined = 'application/json'): Promise<{ status: number, body: any }> => {
+      const response = await harness.app.inject({ method, url: path, headers: { ...headers, ...(type !== undefined ? { 'content-type': type } : {}) }, payload: body })
+      return { status: response.statusCode, body: response.json() }
+    }
+  }
+}
+
 test('invalid bodies get 400 naming the field, and never reach Ollama', async (t) => {
-  const stack = await startStack(t)
+  const { harness, post } = await bodyStage(t)
   const cases: Array<[string, string, RegExp]> = [
     ['/api/chat', '{}', /model/],
     ['/api/chat', '{"model":""}', /model/],
@@ -23,17 +42,17 @@ test('invalid bodies get 400 naming the field, and never reach Ollama', async (t
     ['/v1/messages', '{"model":"m","messages":[{"role":"user","content":"x"}]}', /max_tokens/]
   ]
   for (const [path, body, field] of cases) {
-    const result = await post(stack.url + path, body)
+    const result = await post(path, body)
     assert.equal(result.status, 400, `${path} ${body}`)
     const message = path.startsWith('/v1/messages') ? result.body.error.message : path.startsWith('/v1/') ? result.body.error.message : result.body.error
     assert.match(message, field, `${path} ${body}: ${message}`)
   }
   for (const [path, body] of [['/api/pull', '{}'], ['/api/pull', '{"name":""}'], ['/api/copy', '{"source":"a"}'], ['/api/delete', '{"model":""}']]) {
-    const result = await post(stack.url + path, body, admin, path === '/api/delete' ? 'DELETE' : 'POST')
+    const result = await post(path, body, admin, path === '/api/delete' ? 'DELETE' : 'POST')
     assert.equal(result.status, 400, `${path} ${body}`)
   }
-  assert.match((await post(`${stack.url}/api/pull`, '{}', admin)).body.error, /'model' or 'name'/)
-  assert.equal(stack.fake.requests.length, 0)
+  assert.match((await post('/api/pull', '{}', admin)).body.error, /'model' or 'name'/)
+  assert.equal(harness.reached.length, 0)
 })
 
 test('the deprecated name alias is accepted wherever Ollama accepts it', async (t) => {
@@ -56,7 +75,7 @@ test('no defaults are added and no types coerced: Ollama sees what the client se
 })
 
 test('malformed, nested, bomb and non-UTF-8 bodies get 400 in dialect and the service stays up', async (t) => {
-  const stack = await startStack(t)
+  const { harness, post } = await bodyStage(t)
   const bodies: Array<[string, string | Buffer]> = [
     ['malformed', '{"model": "m", '],
     ['trailing garbage', '{"model":"m"} x'],
@@ -66,16 +85,16 @@ test('malformed, nested, bomb and non-UTF-8 bodies get 400 in dialect and the se
   ]
   for (const [label, body] of bodies) {
     for (const path of ['/api/generate', '/v1/completions', '/v1/messages']) {
-      const response = await fetch(stack.url + path, { method: 'POST', headers: gen, body })
-      assert.equal(response.status, 400, `${label} on ${path}`)
-      const parsed = await jsonOf(response)
+      // As fetch sends a string body: text/plain (JSON routes read any Content-Type).
+      const { status, body: parsed } = await post(path, body, gen, 'POST', typeof body === 'string' ? 'text/plain;charset=UTF-8' : undefined)
+      assert.equal(status, 400, `${label} on ${path}`)
       if (path === '/api/generate') assert.equal(typeof parsed.error, 'string', label)
       else if (path === '/v1/messages') assert.equal(parsed.error.type, 'invalid_request_error', label)
       else assert.equal(parsed.error.type, 'invalid_request_error', label)
     }
   }
-  assert.equal(stack.fake.requests.length, 0)
-  const after = await post(`${stack.url}/api/generate`, '{"model":"llama3.2","prompt":"hi","stream":false}')
+  assert.equal(harness.reached.length, 0)
+  const after = await post('/api/generate', '{"model":"llama3.2","prompt":"hi","stream":false}')
   assert.equal(after.status, 200, 'the next request still works')
 })
 
@@ -94,19 +113,19 @@ test('path params are validated before forwarding', async (t) => {
 })
 
 test('unknown routes are 404 JSON and a wrong method on a known path is 405 JSON', async (t) => {
-  const stack = await startStack(t)
-  const missing = await fetch(`${stack.url}/api/nothing`, { headers: gen })
-  assert.equal(missing.status, 404)
-  assert.equal(typeof (await jsonOf(missing)).error, 'string')
-  const v1missing = await fetch(`${stack.url}/v1/images/generations`, { method: 'POST', headers: gen })
-  assert.equal(v1missing.status, 404)
-  assert.equal((await jsonOf(v1missing)).error.type, 'not_found_error')
-  const wrong = await fetch(`${stack.url}/api/chat`, { headers: gen })
-  assert.equal(wrong.status, 405)
-  assert.equal(wrong.headers.get('allow'), 'POST')
-  assert.match((await jsonOf(wrong)).error, /not allowed/)
-  const put = await fetch(`${stack.url}/api/blobs/sha256:${'a'.repeat(64)}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })
-  assert.equal(put.status, 405)
-  await put.arrayBuffer()
-  assert.equal(stack.fake.requests.length, 0)
+  const harness = await pluginHarness(t, { plugins: [admissionPlugin, authPlugin, methodNotAllowed], routes: routeTable })
+  const { app } = harness
+  const missing = await app.inject({ url: '/api/nothing', headers: gen })
+  assert.equal(missing.statusCode, 404)
+  assert.equal(typeof missing.json().error, 'string')
+  const v1missing = await app.inject({ method: 'POST', url: '/v1/images/generations', headers: gen })
+  assert.equal(v1missing.statusCode, 404)
+  assert.equal(v1missing.json().error.type, 'not_found_error')
+  const wrong = await app.inject({ url: '/api/chat', headers: gen })
+  assert.equal(wrong.statusCode, 405)
+  assert.equal(wrong.headers.allow, 'POST')
+  assert.match(wrong.json().error, /not allowed/)
+  const put = await app.inject({ method: 'PUT', url: `/api/blobs/sha256:${'a'.repeat(64)}`, headers: { 'content-type': 'application/octet-stream' }, payload: 'x' })
+  assert.equal(put.statusCode, 405)
+  assert.equal(harness.reached.length, 0)
 })

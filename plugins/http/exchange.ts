@@ -39,7 +39,7 @@ export interface ExchangeServices {
   releaseBodyBytes: (bytes: number) => void
   /** The host slot, or the place in the queue for one (plugins/upstream/proxy.ts). */
   releaseHostSlot: (exchange: Exchange) => void
-  /** Tokens of the answer: key windows, budgets, usage store, metrics (plugins/observability/usage.ts). */
+  /** Tokens of the answer: key windows, budgets, usage store, metrics (plugins/usage/accounting.ts). */
   account: (exchange: Exchange) => void
   /** The request's one log line and its request metrics (plugins/observability/request-log.ts). */
   record: (exchange: Exchange) => void
@@ -99,7 +99,7 @@ export class Exchange {
   upstreamBody: NodeJS.ReadableStream | undefined = undefined
   /** Token counts of the answer, once accounted. */
   usage: TokenUsage | undefined = undefined
-  /** Counts tokens in the answer while it streams (plugins/observability/usage-meter.ts). */
+  /** Counts tokens in the answer while it streams (plugins/usage/usage-meter.ts). */
   meter: UsageMeter | undefined = undefined
 
   outcome: ExchangeOutcome | undefined = undefined

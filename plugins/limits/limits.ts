@@ -40,7 +40,7 @@ function refuse (exchange: Exchange, limit: string, message: string, headers: Re
  * (every route), tokens per minute, day and month (only work that runs a model) and concurrent
  * requests (only work that runs or manages models: reading model information costs no GPU time,
  * and UIs poll it). Over a limit: 429 in dialect with Retry-After and RateLimit headers. Every answer is charged after it streams
- * (plugins/observability/usage.ts); a spent token window refuses up front. A held slot is on the
+ * (plugins/usage/accounting.ts); a spent token window refuses up front. A held slot is on the
  * exchange, which gives it back when it ends, however it ends.
  */
 export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) {
@@ -141,4 +141,4 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
     }
     check(exchange, reply).then(() => done(), done)
   })
-}, { name: 'limits', fastify: '5.x', dependencies: ['auth', 'exchange', 'usage'] })
+}, { name: 'limits', fastify: '5.x', dependencies: ['config', 'auth', 'exchange', 'usage'] })

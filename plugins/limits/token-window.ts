@@ -19,7 +19,7 @@ export function limitHeaders (limit: number, remaining: number, reset: number): 
  * raises ProxyError 429 with Retry-After and RateLimit-* headers when the key has already used
  * its `tokens_per_minute` in this window. Keys without a token limit pass without a store lookup.
  * A request that passes may still take the window past its limit: answers are charged after they
- * stream (see plugins/observability/usage.ts), and the next request is refused.
+ * stream (see plugins/usage/accounting.ts), and the next request is refused.
  */
 export async function refuseWhenTokensSpent (windows: WindowStore, key: { name: string, limits: Pick<ApiKey['limits'], 'tokensPerMinute'> }, now = Date.now()): Promise<void> {
   const limit = key.limits.tokensPerMinute

@@ -43,4 +43,4 @@ export default fp(async function requestLogPlugin (fastify) {
     }
     for (const listener of listeners) listener(exchange, status, ms)
   }
-}, { name: 'request-log', fastify: '5.x', dependencies: ['exchange'] })
+}, { name: 'request-log', fastify: '5.x', dependencies: ['config', 'exchange'] })
