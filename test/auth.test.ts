@@ -123,7 +123,7 @@ test('missing, invalid, ambiguous and expired keys are refused in each dialect, 
       const response = await harness.app.inject({ method: 'POST', url: path, headers, payload: body })
       const label = `${what} key, ${dialect}`
       assert.equal(response.statusCode, status, `${label}: ${response.body}`)
-      assert.equal(response.headers['www-authenticate'], status === 401 ? 'Bearer' : undefined, label)
+      assert.equal(response.headers['www-authenticate'], status === 401 ? 'Bearer, Basic realm="ollama-proxy", charset="UTF-8"' : undefined, label)
       const answer = response.json()
       assert.match(messageOf(answer), message, label)
       if (dialect === 'native') assert.equal(typeof answer.error, 'string', label)

@@ -60,6 +60,12 @@ export function testConfig (fakeUrl: string, extra: Record<string, unknown> = {}
   return parseConfig(stringify(document), 'test-config.yaml')
 }
 
+/** Every proxy of the tests gets a usage database of its own, unless the test chose one. */
+export function withOwnUsageDatabase (config: ProxyConfig): ProxyConfig {
+  if (config.usage.database === defaultUsageDatabasePath()) config.usage = { ...config.usage, database: join(mkdtempSync(join(tmpdir(), 'proxy-usage-')), 'usage.sqlite') }
+  return config
+}
+
 /** What a test may set on the app besides its config. */
 export interface AppTestOptions {
   /** A clock for time windows, budgets and expiry (ms since the epoch); Date.now when absent. */
@@ -68,8 +74,7 @@ export interface AppTestOptions {
 
 /** Builds the proxy exactly as server.ts does and listens on a real loopback port. */
 export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture(), watchConfig = false, options: AppTestOptions = {}): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
-  // Every proxy of the tests gets a usage database of its own, unless the test chose one.
-  if (config.usage.database === defaultUsageDatabasePath()) config.usage = { ...config.usage, database: join(mkdtempSync(join(tmpdir(), 'proxy-usage-')), 'usage.sqlite') }
+  withOwnUsageDatabase(config)
   const server = Fastify(serverOptions(config, createLogger(config.log.level, logs)))
   await server.register(fp(app), { config, watchConfig, clock: options.clock })
   await server.listen({ host: '127.0.0.1', port: 0 })

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import authPlugin from '../plugins/auth/auth.js'
 import limitsPlugin from '../plugins/limits/limits.js'
+import usagePlugin from '../plugins/usage/accounting.js'
 import { WINDOW_MS } from '../plugins/limits/key-limits.js'
 import { appKeyWithLimits, authWith, bearer, KEYS, namedKey } from './fixtures/keys.js'
 import { jsonOf, startStack, waitUntil } from './helper.js'
@@ -32,7 +33,7 @@ const LIMITED_ROUTES = tableRows('GET /api/tags', 'POST /api/chat', 'POST /api/g
 /** The key stage and the limits stage alone, the key "app" with these limits (and scopes generate and models:admin). */
 async function limitsAlone (t: TestContext, limits: Record<string, number>, options: { clock?: () => number, handler?: TestHandler } = {}) {
   const config = authWith([namedKey('app', ['generate', 'models:admin'], { limits })], ['model'])
-  return await pluginHarness(t, { plugins: [authPlugin, limitsPlugin], routes: LIMITED_ROUTES, config, ...options })
+  return await pluginHarness(t, { plugins: [authPlugin, usagePlugin, limitsPlugin], routes: LIMITED_ROUTES, config, ...options })
 }
 
 /** A promise with its resolve at hand. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import authPlugin from '../plugins/auth/auth.js'
 import limitsPlugin from '../plugins/limits/limits.js'
+import usagePlugin from '../plugins/usage/accounting.js'
 import requestLogPlugin from '../plugins/observability/request-log.js'
 import { authWith, bareKey, bearer, KEYS, namedKey, TOKENS, xApiKey } from './fixtures/keys.js'
 import { startStack, waitUntil } from './helper.js'
@@ -56,7 +57,7 @@ test('the request line alone: its fields in pino\'s format, one per request howe
   const now = Date.UTC(2030, 0, 1, 0, 0, 1)
   const keys = [namedKey('app', ['generate'], { limits: { requests_per_minute: 1 } }), namedKey('gen', ['generate'])]
   const harness = await pluginHarness(t, {
-    plugins: [requestLogPlugin, authPlugin, limitsPlugin],
+    plugins: [requestLogPlugin, authPlugin, usagePlugin, limitsPlugin],
     routes: tableRows('POST /api/chat', 'GET /api/tags'),
     config: authWith(keys),
     clock: () => now

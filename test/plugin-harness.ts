@@ -19,7 +19,7 @@ import { ByteBudget } from '../plugins/http/body-reader.js'
 import { acceptJsonBodies, acceptMultipartBodies, acceptRawBodies } from '../plugins/http/body.js'
 import type { RouteSpec } from '../plugins/http/route-spec.js'
 import { routeTable } from '../routes/route-table.js'
-import { LogCapture, testConfig } from './helper.js'
+import { LogCapture, testConfig, withOwnUsageDatabase } from './helper.js'
 
 // Any plugin, with or without fastify-plugin, whatever its options.
 type AnyPlugin = FastifyPluginAsync<any> | FastifyPluginCallback<any>
@@ -64,7 +64,7 @@ const defaultHandler: TestHandler = async () => ({ reached: true })
  * names (plugins/http/body.ts), and waits until it is ready.
  */
 export async function pluginHarness (t: TestContext, options: HarnessOptions): Promise<Harness> {
-  const config = testConfig(NO_OLLAMA, options.config)
+  const config = withOwnUsageDatabase(testConfig(NO_OLLAMA, options.config))
   const logs = new LogCapture()
   const app = Fastify(serverOptions(config, createLogger(config.log.level, logs)))
   t.after(async () => { await app.close() })
