@@ -46,7 +46,7 @@ const keyApi: FastifyPluginAsync = async function keyApi (scope) {
     const { name } = request.params as NameParams
     const { grace } = request.body as { grace?: string }
     const graceMs = grace === undefined ? 0 : parseSpan(grace)
-    if (graceMs === undefined) return sendError(request, reply, 400, `grace: expected a span such as 24h or 7d, got ${JSON.stringify(grace)}`)
+    if (graceMs === undefined) return sendError(request, reply, 400, `grace: expected a span such as 24h or 7d (at most 36500d), got ${JSON.stringify(grace)}`)
     const key = generateKey()
     let previousValidUntil = 0
     if (!edit(scope, request, reply, editable => { previousValidUntil = rotateNamedKey(editable, name, key, graceMs, scope.clock()).previousValidUntil })) return reply

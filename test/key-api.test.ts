@@ -109,6 +109,18 @@ test('the key API refuses with 400 naming the field: a name taken, an unknown sc
   assert.equal((await stack.call('DELETE', '/proxy/keys/nobody-by-that-name')).status, 404)
 })
 
+test('rotate refuses a grace that is no span, or one past any date the file can hold, with 400 naming grace', async (t) => {
+  const stack = await keyApiStack(t)
+  const before = readFileSync(stack.file, 'utf8')
+  for (const grace of ['-1h', '1e9h', '0h', '24H', '2500000000h', '36501d']) {
+    const answer = await stack.call('POST', '/proxy/keys/app/rotate', ADMIN, { grace })
+    assert.equal(answer.status, 400, grace)
+    assert.match((await jsonOf(answer)).error, /^grace: expected a span such as 24h or 7d \(at most 36500d\), got /, grace)
+  }
+  assert.equal(readFileSync(stack.file, 'utf8'), before, 'nothing written')
+  assert.equal((await chat(stack.url, APP)).status, 200, 'the key still works')
+})
+
 test('PATCH changes limits and expiry; DELETE revokes at once; rotate gives a new key and keeps the old one for the grace', async (t) => {
   const stack = await keyApiStack(t)
   const changed = await stack.call('PATCH', '/proxy/keys/app', ADMIN, { limits: { tokens_per_day: null, concurrent: 2 }, expires_at: '2027-01-31' })
