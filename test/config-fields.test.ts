@@ -76,7 +76,19 @@ test('bad values of the new fields stop the load with one line naming the field,
     [{ ...key({}), service: { headers: { 'x-token': 'line\r\nInjected: yes' } } }, 'service.headers.x-token', /line break or a control character/],
     [{ ...key({}), service: { headers: { 'x-token': 42 } } }, 'service.headers.x-token', /expected a text value/],
     [{ ...key({}), service: { base_url: 'http://u:p@a:1', headers: { Authorization: 'Bearer x' } } }, 'service.headers.Authorization', /give the credentials one way/],
-    [{ ...key({}), service: { upstreams: [{ url: 'http://a:1', headers: { 'cf-access-client-secret': 'x\n' } }] } }, 'service.upstreams.0.headers.cf-access-client-secret', /line break/]
+    [{ ...key({}), service: { upstreams: [{ url: 'http://a:1', headers: { 'cf-access-client-secret': 'x\n' } }] } }, 'service.upstreams.0.headers.cf-access-client-secret', /line break/],
+    // Whole numbers past what JavaScript counts exactly (a weight of 1e300 made every chat a 500).
+    [key({ weight: 1e300 }), 'auth.keys.0.weight', /at most 9007199254740991/],
+    [key({ limits: { tokens_per_day: 1e300 } }), 'auth.keys.0.limits.tokens_per_day', /at most 9007199254740991/],
+    [key({ limits: { requests_per_minute: 2 ** 53 } }), 'auth.keys.0.limits.requests_per_minute', /at most 9007199254740991/],
+    [{ ...key({}), service: { queue_size: 1e300 } }, 'service.queue_size', /9007199254740991/],
+    // Seconds past what a Node.js timer holds: the timer would fire at once (every queued request
+    // a 504, every body a 408, a health check every millisecond).
+    [{ ...key({}), service: { queue_timeout: 1e7 } }, 'service.queue_timeout', /at most 2147483/],
+    [{ ...key({}), service: { health_interval: 3e6 } }, 'service.health_interval', /at most 2147483/],
+    [{ ...key({}), service: { refresh_interval: 3e6 } }, 'service.refresh_interval', /at most 2147483/],
+    [{ ...key({}), server: { body_timeout: 3e6 } }, 'server.body_timeout', /at most 2147483/],
+    [{ ...key({}), server: { drain_timeout: 1e7 } }, 'server.drain_timeout', /at most 2147483/]
   ]
   for (const [document, field, message] of cases) {
     assert.throws(() => load(document), (err: unknown) => {

@@ -95,7 +95,9 @@ test('the key API refuses with 400 naming the field: a name taken, an unknown sc
     [{ name: 'x', scopes: ['generate'], expires_at: 'next tuesday' }, /expires_at/],
     [{ name: 'x', scopes: ['generate'], models: ['Llama 3.2'] }, /models/],
     [{ name: 'x' }, /scopes/],
-    [{ name: 'x', scopes: ['generate'], weight: 0 }, /weight/]
+    [{ name: 'x', scopes: ['generate'], weight: 0 }, /weight/],
+    [{ name: 'x', scopes: ['generate'], weight: 1e300 }, /^weight: .*at most 9007199254740991/],
+    [{ name: 'x', scopes: ['generate'], limits: { tokens_per_day: 1e300 } }, /^limits\.tokens_per_day: .*at most/]
   ]
   const before = readFileSync(stack.file, 'utf8')
   for (const [body, field] of cases) {
