@@ -111,6 +111,28 @@ test('the key API refuses with 400 naming the field: a name taken, an unknown sc
   assert.equal((await stack.call('DELETE', '/proxy/keys/nobody-by-that-name')).status, 404)
 })
 
+test('a config file the proxy refuses (a hand edit) answers 409 naming the file\'s field, not 400 as if the request were wrong', async (t) => {
+  const stack = await keyApiStack(t)
+  const good = readFileSync(stack.file, 'utf8')
+  const broken = good.replace('tokens_per_day: 5000', 'tokens_per_day: -1')
+  assert.notEqual(broken, good)
+  writeFileSync(stack.file, broken)
+  const edits: Array<[string, string, unknown]> = [
+    ['POST', '/proxy/keys', { name: 'x', scopes: ['generate'] }],
+    ['PATCH', '/proxy/keys/reader', { weight: 2 }],
+    ['POST', '/proxy/keys/reader/rotate', {}],
+    ['DELETE', '/proxy/keys/reader', undefined]
+  ]
+  for (const [method, path, body] of edits) {
+    const answer = await stack.call(method, path, ADMIN, body)
+    assert.equal(answer.status, 409, `${method} ${path}`)
+    const { error } = await jsonOf(answer)
+    assert.match(error, /^the config file cannot be edited until it is fixed \(the proxy keeps its last valid config\): auth\.keys\.2\.limits\.tokens_per_day: /)
+    assert.equal(error.includes(stack.file), false, 'the file\'s path is not the client\'s business')
+  }
+  assert.equal(readFileSync(stack.file, 'utf8'), broken, 'nothing written')
+})
+
 test('rotate refuses a grace that is no span, or one past any date the file can hold, with 400 naming grace', async (t) => {
   const stack = await keyApiStack(t)
   const before = readFileSync(stack.file, 'utf8')
