@@ -148,6 +148,22 @@ test('/proxy/me tells a key its limits and where its budgets stand; /proxy/usage
   assert.match(page, /ollama_proxy_budget_remaining\{key="student-17",budget="requests_per_day"\} 46/)
 })
 
+test('a model Ollama did not answer for (404) is counted without its name: client-chosen names cannot fill the store\'s names', async (t) => {
+  const fake = await fakeOllama(t)
+  const clock = { now: START }
+  const proxy = await proxyAt(t, fake, database(), { requests_per_day: 50 }, clock)
+  const missing = await chat(proxy.url, { model: 'no-such-model-7f3a' })
+  assert.equal(missing.status, 404)
+  await missing.arrayBuffer()
+  await (await chat(proxy.url)).arrayBuffer()
+  await waitUntil('two lines', () => proxy.logs.requestLines().length === 2)
+  const report = await jsonOf(await fetch(`${proxy.url}/proxy/usage?by=key,model`, { headers: bearer(READER) }))
+  assert.deepEqual(report.rows, [
+    { key: 'student-17', model: '', requests: 1, prompt_tokens: 0, completion_tokens: 0 },
+    { key: 'student-17', model: 'llama3.2:latest', requests: 1, prompt_tokens: 11, completion_tokens: 3 }
+  ])
+})
+
 const noRedis = redisAvailable() ? false : 'redis-server not found: install Redis to run this test'
 
 test('requests_per_day holds for parallel requests while the key\'s checks wait for Redis', { skip: noRedis }, async (t) => {
