@@ -5,7 +5,7 @@ import { UsageStoreError } from '../plugins/usage/usage-database.js'
 import { UsageReader } from '../plugins/usage/usage-reader.js'
 import { DEFAULT_BY, DEFAULT_SINCE, parseReportQuery, REPORT_FIELDS, type UsageReport, type UsageReportRow } from '../plugins/usage/usage-report.js'
 
-export const USAGE_USAGE = `Usage: ollama-proxy usage [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD] [--by key,model,day] [--format table|json|csv]
+export const USAGE_USAGE = `Usage: ollama-proxy usage [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD] [--by key,model,host,day] [--format table|json|csv]
   (npm run usage -- ...)
 
   --since <day>       first day: a date, or Nd for the last N days with today (default ${DEFAULT_SINCE})
