@@ -124,7 +124,8 @@ export const ConfigSchema = Type.Object({
   usage: Type.Optional(Type.Object({
     database: Type.Optional(Type.String({ minLength: 1, description: 'a file path' })),
     timezone: Type.Optional(Type.String({ minLength: 1, description: 'an IANA time zone name ("UTC", "Europe/Berlin")' })),
-    retention_days: Type.Optional(AtLeastOne('a whole number of days, at least 1'))
+    // Redis keeps each day until the retention ends: a date past Redis's clock fails every sync.
+    retention_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500, description: 'a whole number of days, at least 1, at most 36500 (100 years)' }))
   }, closed)),
   ui: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean({ description: 'true or false' }))
