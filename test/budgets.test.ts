@@ -142,6 +142,11 @@ test('/proxy/me tells a key its limits and where its budgets stand; /proxy/usage
   const bad = await fetch(`${proxy.url}/proxy/usage?by=color`, { headers: bearer(READER) })
   assert.equal(bad.status, 400)
   assert.match((await jsonOf(bad)).error, /by/)
+  for (const [query, name] of [['by=key&by=day', 'by'], ['since=2026-12-01&since=3d', 'since'], ['until=2026-12-01&until=2026-12-02', 'until']]) {
+    const twice = await fetch(`${proxy.url}/proxy/usage?${query}`, { headers: bearer(READER) })
+    assert.equal(twice.status, 400, `${query}: not read as absent (the default)`)
+    assert.match((await jsonOf(twice)).error, new RegExp(`^${name}: given more than once`))
+  }
 
   const page = await (await fetch(`${proxy.url}/metrics`, { headers: bearer('mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908') })).text()
   assert.match(page, /ollama_proxy_budget_remaining\{key="student-17",budget="tokens_per_day"\} 947/)
