@@ -52,7 +52,10 @@ export class UsageAccounts {
     exchange.countsUsage = true
   }
 
-  /** Records an admitted exchange's request and tokens when it ends (its model only when answered below 400); see the account stage below. */
+  /**
+   * Records an admitted exchange's request and tokens when it ends, its model only when it was
+   * answered below 400; see the account stage below.
+   */
   settle (exchange: Exchange): void {
     if (!exchange.countsUsage) return
     exchange.countsUsage = false
