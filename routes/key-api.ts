@@ -16,7 +16,7 @@ type NameParams = { name: string }
  * Every change goes through the keys CLI's editor (comments and layout kept, the proxy's own
  * loader checks the result, one atomic rename), then the file is applied at once, so the file
  * stays the one source of truth. A read-only file or folder answers 409 saying how to mount it
- * writable; a refused change (a name taken, an unknown scope, a bad date) 400 naming the field;
+ * writable, a file the proxy refuses (a hand edit the reload refused) 409 naming its field; a refused change (a name taken, an unknown scope, a bad date) 400 naming the field;
  * an unknown key 404.
  */
 const keyApi: FastifyPluginAsync = async function keyApi (scope) {
@@ -46,7 +46,7 @@ const keyApi: FastifyPluginAsync = async function keyApi (scope) {
     const { name } = request.params as NameParams
     const { grace } = request.body as { grace?: string }
     const graceMs = grace === undefined ? 0 : parseSpan(grace)
-    if (graceMs === undefined) return sendError(request, reply, 400, `grace: expected a span such as 24h or 7d, got ${JSON.stringify(grace)}`)
+    if (graceMs === undefined) return sendError(request, reply, 400, `grace: expected a span such as 24h or 7d (at most 36500d), got ${JSON.stringify(grace)}`)
     const key = generateKey()
     let previousValidUntil = 0
     if (!edit(scope, request, reply, editable => { previousValidUntil = rotateNamedKey(editable, name, key, graceMs, scope.clock()).previousValidUntil })) return reply
@@ -64,12 +64,21 @@ const keyApi: FastifyPluginAsync = async function keyApi (scope) {
 
 /**
  * Opens the config file, applies `change`, writes it and applies the new file at once. False when
- * it answered an error instead: 409 not writable, 404 no such key, 400 a refused change (the
- * message names the field as the request does, `limits.concurrent`, not the file's path).
+ * it answered an error instead: 409 not writable, or the file on disk is one the proxy refuses
+ * (naming its field as the file does), 404 no such key, 400 a refused change (the message names
+ * the field as the request does, `limits.concurrent`, not the file's path).
  */
 function edit (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, change: (editable: EditableConfig) => void): boolean {
+  let editable: EditableConfig
   try {
-    const editable = openConfig(app.config.file)
+    editable = openConfig(app.config.file)
+  } catch (err) {
+    // The file as it is now (a hand edit the reload refused, or no file): not the request's fault.
+    if (!(err instanceof ConfigError)) throw err
+    sendError(request, reply, 409, `the config file cannot be edited until it is fixed (the proxy keeps its last valid config): ${withoutFile(err)}`)
+    return false
+  }
+  try {
     change(editable)
     saveConfig(editable)
   } catch (err) {
@@ -88,10 +97,14 @@ function edit (app: FastifyInstance, request: FastifyRequest, reply: FastifyRepl
   return true
 }
 
+/** A ConfigError's message without the file's path, which is not the API client's business. */
+function withoutFile (err: ConfigError): string {
+  return err.file !== undefined && err.message.startsWith(`${err.file}: `) ? err.message.slice(err.file.length + 2) : err.message
+}
+
 /** A ConfigError as the API client knows the fields: without the file, `auth.keys.3.limits` as `limits`. */
 function requestWording (err: ConfigError): string {
-  const withoutFile = err.file !== undefined && err.message.startsWith(`${err.file}: `) ? err.message.slice(err.file.length + 2) : err.message
-  return withoutFile.replace(/^auth\.keys\.\d+\./, '')
+  return withoutFile(err).replace(/^auth\.keys\.\d+\./, '')
 }
 
 export default keyApi

@@ -62,6 +62,9 @@ const proxyApi: FastifyPluginAsync = async function proxyApi (scope) {
   scope.get('/proxy/usage', { config: { route: proxyRoutes.usage } }, async function getUsage (request, reply) {
     const query = request.query as Record<string, unknown>
     const text = (name: string) => typeof query[name] === 'string' ? query[name] as string : undefined
+    // A parameter given twice arrives as a list: refused rather than read as absent (the default).
+    const repeated = ['since', 'until', 'by'].find(name => Array.isArray(query[name]))
+    if (repeated !== undefined) return sendError(request, reply, 400, `${repeated}: given more than once; give it once (by takes a comma-separated list)`)
     try {
       return await scope.usage.report({ since: text('since'), until: text('until'), by: text('by') })
     } catch (err) {

@@ -8,7 +8,7 @@ import configPlugin from '../plugins/config/config.js'
 import type { ProxyConfig } from '../plugins/config/config-loader.js'
 import reloadPlugin from '../plugins/config/reload.js'
 import exchangePlugin from '../plugins/http/exchange.js'
-import errorsPlugin, { formatSchemaErrors } from '../plugins/http/errors.js'
+import errorsPlugin, { answerFrameworkError, formatSchemaErrors } from '../plugins/http/errors.js'
 import corsPlugin from '../plugins/http/cors.js'
 import admissionPlugin from '../plugins/http/admission.js'
 import authPlugin from '../plugins/auth/auth.js'
@@ -119,6 +119,8 @@ export function serverOptions (config: ProxyConfig, logger: Logger): FastifyHttp
     } as FastifyHttpOptions<Server>['http'],
     // What the client sent is what Ollama receives: no coercion, no defaults, extras kept.
     ajv: { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false } },
-    schemaErrorFormatter: formatSchemaErrors as never
+    schemaErrorFormatter: formatSchemaErrors as never,
+    // A path Fastify refuses before routing it: a JSON error in dialect and a log line, as every error.
+    frameworkErrors: answerFrameworkError as never
   }
 }

@@ -185,7 +185,7 @@ function update (file: string, name: string, values: Values, io: Io): number {
 function rotate (file: string, name: string, values: Values, io: Io): number {
   refuseOptions(values, KEY_OPTIONS, 'rotate')
   const grace = values.grace === undefined ? 0 : parseSpan(values.grace)
-  if (grace === undefined) throw new UsageError(`--grace expects a span such as 24h or 7d, got "${values.grace}"`)
+  if (grace === undefined) throw new UsageError(`--grace expects a span such as 24h or 7d (at most 36500d), got "${values.grace}"`)
   const editable = openConfig(file)
   const key = generateKey()
   const { previousValidUntil } = rotateNamedKey(editable, name, key, grace, io.now())
@@ -269,7 +269,7 @@ function expiry (text: string, now: number): string {
   const span = parseSpan(text)
   if (span !== undefined) return isoTime(now + span)
   if (expiryFromIso(text) !== undefined) return text.trim()
-  throw new UsageError(`--expires expects a span (30d, 12h) or an ISO 8601 date (2027-06-30) or date and time, got "${text}"`)
+  throw new UsageError(`--expires expects a span (30d, 12h; at most 36500d) or an ISO 8601 date (2027-06-30) or date and time, got "${text}"`)
 }
 
 function wholeNumber (value: string | undefined, option: string, minimum: number): number | undefined {

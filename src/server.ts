@@ -10,7 +10,7 @@ import { reserveUploadChunkSpace } from './upload-memory.js'
 
 export const USAGE = `Usage: ollama-proxy [--config <file>]
        ollama-proxy keys add|update|rotate|revoke|list ...   named keys in the config file (ollama-proxy keys --help)
-       ollama-proxy usage [--since 7d|2026-12-01] [--until ...] [--by key,model,day]
+       ollama-proxy usage [--since 7d|2026-12-01] [--until ...] [--by key,model,host,day]
                           [--format table|json|csv]   tokens and requests from the usage database
 
   -c, --config <file>   the config file (default: config/config.yaml in the installation,

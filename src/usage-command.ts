@@ -5,7 +5,7 @@ import { UsageStoreError } from '../plugins/usage/usage-database.js'
 import { UsageReader } from '../plugins/usage/usage-reader.js'
 import { DEFAULT_BY, DEFAULT_SINCE, parseReportQuery, REPORT_FIELDS, type UsageReport, type UsageReportRow } from '../plugins/usage/usage-report.js'
 
-export const USAGE_USAGE = `Usage: ollama-proxy usage [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD] [--by key,model,day] [--format table|json|csv]
+export const USAGE_USAGE = `Usage: ollama-proxy usage [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD] [--by key,model,host,day] [--format table|json|csv]
   (npm run usage -- ...)
 
   --since <day>       first day: a date, or Nd for the last N days with today (default ${DEFAULT_SINCE})
@@ -93,23 +93,48 @@ function columnsOf (by: string[]): Array<keyof UsageReportRow> {
   return [...REPORT_FIELDS.filter(field => by.includes(field)), ...COUNTS]
 }
 
+/** Control characters (ANSI escapes, line breaks) and bidirectional marks: what a terminal or a spreadsheet acts on. */
+function unprintable (code: number): boolean {
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x200e || code === 0x200f || code === 0x2028 || code === 0x2029 ||
+    (code >= 0x202a && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069)
+}
+
+/**
+ * A name as text to print: model names are the client's choice (`usage` records every model
+ * Ollama answered for), so what a terminal would act on is written as `\u001b`.
+ */
+function printable (text: string): string {
+  let out = ''
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    out += unprintable(code) ? `\\u${code.toString(16).padStart(4, '0')}` : text[i]
+  }
+  return out
+}
+
 function table (report: UsageReport, by: string[]): string {
   if (report.rows.length === 0) return `no usage from ${report.since} to ${report.until}\n`
   const columns = columnsOf(by)
-  const cells = [columns.map(column => column.toUpperCase()), ...report.rows.map(row => columns.map(column => String(row[column] ?? '')))]
+  const cells = [columns.map(column => column.toUpperCase()), ...report.rows.map(row => columns.map(column => printable(String(row[column] ?? ''))))]
   const widths = columns.map((_, index) => Math.max(...cells.map(line => line[index].length)))
   const numeric = columns.map(column => (COUNTS as readonly string[]).includes(column))
   const lines = cells.map(line => line.map((cell, index) => numeric[index] ? cell.padStart(widths[index]) : cell.padEnd(widths[index])).join('  ').trimEnd())
   return `usage from ${report.since} to ${report.until}\n${lines.join('\n')}\n`
 }
 
-/** RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. */
-function csvField (value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value
+/**
+ * RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. A name a
+ * spreadsheet would read as a formula (`=`, `+`, `-`, `@` first) gets a `'` before it (OWASP,
+ * CSV injection); control characters are written as in the table.
+ */
+function csvField (value: string, name: boolean): string {
+  const text = name ? printable(/^[=+\-@]/.test(value) ? `'${value}` : value) : value
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
 }
 
 function csv (report: UsageReport, by: string[]): string {
   const columns = columnsOf(by)
-  const lines = [columns.join(','), ...report.rows.map(row => columns.map(column => csvField(String(row[column] ?? ''))).join(','))]
+  const names = columns.map(column => !(COUNTS as readonly string[]).includes(column))
+  const lines = [columns.join(','), ...report.rows.map(row => columns.map((column, index) => csvField(String(row[column] ?? ''), names[index])).join(','))]
   return `${lines.join('\r\n')}\r\n`
 }

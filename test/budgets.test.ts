@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { startFakeOllama, type FakeOllama } from './fake-ollama.js'
 import { bearer, jsonOf, LogCapture, startProxy, testConfig, waitUntil } from './helper.js'
+import { redisAvailable, startRedis } from './redis-server.js'
 
 const STUDENT = 'olp_student-budget-key-000000000000000001'
 const READER = 'olp_usage-reader-key-0000000000000000000002'
@@ -141,8 +142,57 @@ test('/proxy/me tells a key its limits and where its budgets stand; /proxy/usage
   const bad = await fetch(`${proxy.url}/proxy/usage?by=color`, { headers: bearer(READER) })
   assert.equal(bad.status, 400)
   assert.match((await jsonOf(bad)).error, /by/)
+  for (const [query, name] of [['by=key&by=day', 'by'], ['since=2026-12-01&since=3d', 'since'], ['until=2026-12-01&until=2026-12-02', 'until']]) {
+    const twice = await fetch(`${proxy.url}/proxy/usage?${query}`, { headers: bearer(READER) })
+    assert.equal(twice.status, 400, `${query}: not read as absent (the default)`)
+    assert.match((await jsonOf(twice)).error, new RegExp(`^${name}: given more than once`))
+  }
 
   const page = await (await fetch(`${proxy.url}/metrics`, { headers: bearer('mod-token-8e7d6c5b4a3928170f6e5d4c3b2a1908') })).text()
   assert.match(page, /ollama_proxy_budget_remaining\{key="student-17",budget="tokens_per_day"\} 947/)
   assert.match(page, /ollama_proxy_budget_remaining\{key="student-17",budget="requests_per_day"\} 46/)
+})
+
+test('a model Ollama did not answer for (404) is counted without its name: client-chosen names cannot fill the store\'s names', async (t) => {
+  const fake = await fakeOllama(t)
+  const clock = { now: START }
+  const proxy = await proxyAt(t, fake, database(), { requests_per_day: 50 }, clock)
+  const missing = await chat(proxy.url, { model: 'no-such-model-7f3a' })
+  assert.equal(missing.status, 404)
+  await missing.arrayBuffer()
+  await (await chat(proxy.url)).arrayBuffer()
+  await waitUntil('two lines', () => proxy.logs.requestLines().length === 2)
+  const report = await jsonOf(await fetch(`${proxy.url}/proxy/usage?by=key,model`, { headers: bearer(READER) }))
+  assert.deepEqual(report.rows, [
+    { key: 'student-17', model: '', requests: 1, prompt_tokens: 0, completion_tokens: 0 },
+    { key: 'student-17', model: 'llama3.2:latest', requests: 1, prompt_tokens: 11, completion_tokens: 3 }
+  ])
+})
+
+const noRedis = redisAvailable() ? false : 'redis-server not found: install Redis to run this test'
+
+test('requests_per_day holds for parallel requests while the key\'s checks wait for Redis', { skip: noRedis }, async (t) => {
+  const fake = await fakeOllama(t)
+  const redis = await startRedis()
+  t.after(async () => { redis.resume(); await redis.stop() })
+  const logs = new LogCapture()
+  const withRedis = testConfig(fake.url, {
+    auth: { keys: [{ name: 'student-17', key: STUDENT, scopes: ['generate'], limits: { requests_per_day: 2, concurrent: 10 } }] },
+    usage: { database: database(), timezone: 'UTC' },
+    redis: { url: redis.url }
+  })
+  const proxy = await startProxy(t, withRedis, logs)
+  await waitUntil('redis to be used', () => logs.text.includes('redis connected'))
+  // Redis holds every lease request: all five are past their first budget check at once.
+  redis.pause()
+  const answers = Array.from({ length: 5 }, () => chat(proxy.url))
+  await waitUntil('five requests waiting for their key\'s lease', () => proxy.app.openExchanges().length === 5)
+  redis.resume()
+  const statuses = await Promise.all(answers.map(async answer => {
+    const response = await answer
+    await response.arrayBuffer()
+    return response.status
+  }))
+  assert.equal(statuses.filter(status => status === 200).length, 2, `requests_per_day: 2, answered ${statuses.join(' ')}`)
+  assert.equal(fake.count('/api/chat'), 2)
 })

@@ -1,6 +1,7 @@
 // The configuration fields of budgets, expiry, fair share, caps, fronts, usage and the admin page:
 // validated at load with one line naming the field, resolved into ProxyConfig.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -9,6 +10,8 @@ import { ConfigError, packageRoot, parseConfig } from '../plugins/config/config-
 import { ConfigSchema } from '../plugins/config/config-schema.js'
 
 const SECRET = 'a-real-secret-for-field-tests-000001'
+const SEED = 'a-real-seed-token-for-field-tests-002'
+const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex')
 const key = (extra: Record<string, unknown>) => ({ auth: { keys: [{ name: 'app', key: SECRET, scopes: ['generate'], ...extra }] } })
 const load = (document: Record<string, unknown>) => parseConfig(stringify(document), '/etc/proxy.yaml')
 
@@ -65,6 +68,7 @@ test('bad values of the new fields stop the load with one line naming the field,
     [key({ previous_keys: [{ key: '<secret>', expires_at: '2027-01-01' }] }), 'auth.keys.0.previous_keys.0.key', /placeholder/],
     [{ ...key({}), usage: { timezone: 'Mars/Olympus' } }, 'usage.timezone', /IANA time zone.*got "Mars\/Olympus"/],
     [{ ...key({}), usage: { retention_days: 0 } }, 'usage.retention_days', /at least 1/],
+    [{ ...key({}), usage: { retention_days: 1e15 } }, 'usage.retention_days', /at most 36500/],
     [{ ...key({}), usage: { database: '' } }, 'usage.database', /expected a file path/],
     [{ ...key({}), ui: { enabled: 'yes' } }, 'ui.enabled', /true or false/],
     [{ ...key({}), service: { max_concurrent: 0 } }, 'service.max_concurrent', /at least 1/],
@@ -76,7 +80,23 @@ test('bad values of the new fields stop the load with one line naming the field,
     [{ ...key({}), service: { headers: { 'x-token': 'line\r\nInjected: yes' } } }, 'service.headers.x-token', /line break or a control character/],
     [{ ...key({}), service: { headers: { 'x-token': 42 } } }, 'service.headers.x-token', /expected a text value/],
     [{ ...key({}), service: { base_url: 'http://u:p@a:1', headers: { Authorization: 'Bearer x' } } }, 'service.headers.Authorization', /give the credentials one way/],
-    [{ ...key({}), service: { upstreams: [{ url: 'http://a:1', headers: { 'cf-access-client-secret': 'x\n' } }] } }, 'service.upstreams.0.headers.cf-access-client-secret', /line break/]
+    [{ ...key({}), service: { upstreams: [{ url: 'http://a:1', headers: { 'cf-access-client-secret': 'x\n' } }] } }, 'service.upstreams.0.headers.cf-access-client-secret', /line break/],
+    // A name given twice, or the name a seed token goes by: usage, budgets and metrics go by name.
+    [{ auth: { keys: [{ name: 'app', key: SECRET, scopes: ['generate'] }, { name: 'app', key: `${SECRET}-2`, scopes: ['generate'] }] } }, 'auth.keys.1.name', /the name "app" is used twice/],
+    [{ auth: { generate_tokens: [SEED], keys: [{ name: `generate-${sha256Hex(SEED).slice(0, 8)}`, key: SECRET, scopes: ['generate'] }] } }, 'auth.keys.0.name', /is the name the proxy gives the token of auth\.generate_tokens\.0 in logs, metrics and usage; choose another/],
+    [{ auth: { model_tokens: [SEED], keys: [{ name: `models-${sha256Hex(SEED).slice(0, 8)}`, key: SECRET, scopes: ['generate'] }] } }, 'auth.keys.0.name', /token of auth\.model_tokens\.0/],
+    // Whole numbers past what JavaScript counts exactly (a weight of 1e300 made every chat a 500).
+    [key({ weight: 1e300 }), 'auth.keys.0.weight', /at most 9007199254740991/],
+    [key({ limits: { tokens_per_day: 1e300 } }), 'auth.keys.0.limits.tokens_per_day', /at most 9007199254740991/],
+    [key({ limits: { requests_per_minute: 2 ** 53 } }), 'auth.keys.0.limits.requests_per_minute', /at most 9007199254740991/],
+    [{ ...key({}), service: { queue_size: 1e300 } }, 'service.queue_size', /9007199254740991/],
+    // Seconds past what a Node.js timer holds: the timer would fire at once (every queued request
+    // a 504, every body a 408, a health check every millisecond).
+    [{ ...key({}), service: { queue_timeout: 1e7 } }, 'service.queue_timeout', /at most 2147483/],
+    [{ ...key({}), service: { health_interval: 3e6 } }, 'service.health_interval', /at most 2147483/],
+    [{ ...key({}), service: { refresh_interval: 3e6 } }, 'service.refresh_interval', /at most 2147483/],
+    [{ ...key({}), server: { body_timeout: 3e6 } }, 'server.body_timeout', /at most 2147483/],
+    [{ ...key({}), server: { drain_timeout: 1e7 } }, 'server.drain_timeout', /at most 2147483/]
   ]
   for (const [document, field, message] of cases) {
     assert.throws(() => load(document), (err: unknown) => {

@@ -266,7 +266,7 @@ test('deploy/nginx-lb.conf sends the client address, and the README says to set 
 test('--help lists the commands (keys, usage) and the environment variables', () => {
   const help = spawnSync(process.execPath, nodeArgs('src/server.ts', ['--help']), { encoding: 'utf8' })
   assert.equal(help.status, 0, help.stderr)
-  for (const text of ['ollama-proxy keys', 'ollama-proxy usage [--since', '[--until', '[--by key,model,day]', '[--format table|json|csv]']) {
+  for (const text of ['ollama-proxy keys', 'ollama-proxy usage [--since', '[--until', '[--by key,model,host,day]', '[--format table|json|csv]']) {
     assert.ok(help.stdout.includes(text), `--help shows ${text}`)
   }
   for (const variable of ['OLLAMA_PROXY_CONFIG', 'OLLAMA_BASE_URL', 'HOST', 'PORT', 'LOG_LEVEL', 'NODE_OPTIONS']) {

@@ -30,7 +30,9 @@ test('keepAliveSeconds reads keep_alive as Ollama\'s api.Duration: numbers are s
 test('parseSpan reads command-line spans with s, m, h, d and w units', () => {
   const cases: Array<[string, number | undefined]> = [
     ['30d', 30 * 86_400_000], ['24h', 86_400_000], ['1h30m', 5_400_000], ['2w', 14 * 86_400_000], ['90s', 90_000], [' 7d ', 7 * 86_400_000],
-    ['0d', undefined], ['30', undefined], ['1.5h', undefined], ['-1d', undefined], ['d', undefined], ['', undefined], ['1y', undefined]
+    ['0d', undefined], ['30', undefined], ['1.5h', undefined], ['-1d', undefined], ['d', undefined], ['', undefined], ['1y', undefined],
+    // At most 100 years: further, now plus the span is no date (Date's range ends in 275760).
+    ['36500d', 36_500 * 86_400_000], ['36501d', undefined], ['2500000000h', undefined], ['99999999999999999999s', undefined]
   ]
   for (const [text, ms] of cases) assert.equal(parseSpan(text), ms, text)
 })

@@ -46,6 +46,26 @@ test('path tricks never reach a route the key may not use', async (t) => {
   assert.equal(stack.fake.requests.length, 0)
 })
 
+test('a path Fastify refuses before routing (bad percent-encoding, a segment over 100 characters) is a JSON error in dialect with its log line', async (t) => {
+  const stack = await startStack(t)
+  const cases: Array<[string, number, (body: any) => string]> = [
+    ['/api/%ZZ', 400, body => body.error],
+    ['/v1/models/%ZZ', 400, body => body.error.message],
+    [`/v1/models/${'a'.repeat(120)}`, 414, body => body.error.message],
+    ['/v1/messages/%ZZ', 400, body => body.error.message]
+  ]
+  for (const [path, status, message] of cases) {
+    const answer = await fetch(stack.url + path, { headers: { authorization: `Bearer ${TOKENS.generate}` } })
+    assert.equal(answer.status, status, path)
+    assert.match(answer.headers.get('content-type') ?? '', /^application\/json/)
+    const id = answer.headers.get('x-request-id')
+    assert.ok(id !== null, `${path}: the id of its log line`)
+    assert.match(message(await answer.json()), /percent-encoding|longer than 100 characters/, path)
+    await waitUntil(`${path} logged`, () => stack.logs.requestLines().some(line => line.reqId === id && line.status === status))
+  }
+  assert.equal(stack.fake.requests.length, 0)
+})
+
 test('request smuggling attempts get 400 and Ollama never sees a second request', async (t) => {
   const stack = await startStack(t)
   const smuggled = 'POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{"model":"evil"}'

@@ -95,7 +95,9 @@ test('the key API refuses with 400 naming the field: a name taken, an unknown sc
     [{ name: 'x', scopes: ['generate'], expires_at: 'next tuesday' }, /expires_at/],
     [{ name: 'x', scopes: ['generate'], models: ['Llama 3.2'] }, /models/],
     [{ name: 'x' }, /scopes/],
-    [{ name: 'x', scopes: ['generate'], weight: 0 }, /weight/]
+    [{ name: 'x', scopes: ['generate'], weight: 0 }, /weight/],
+    [{ name: 'x', scopes: ['generate'], weight: 1e300 }, /^weight: .*at most 9007199254740991/],
+    [{ name: 'x', scopes: ['generate'], limits: { tokens_per_day: 1e300 } }, /^limits\.tokens_per_day: .*at most/]
   ]
   const before = readFileSync(stack.file, 'utf8')
   for (const [body, field] of cases) {
@@ -107,6 +109,40 @@ test('the key API refuses with 400 naming the field: a name taken, an unknown sc
   }
   assert.equal(readFileSync(stack.file, 'utf8'), before, 'nothing written')
   assert.equal((await stack.call('DELETE', '/proxy/keys/nobody-by-that-name')).status, 404)
+})
+
+test('a config file the proxy refuses (a hand edit) answers 409 naming the file\'s field, not 400 as if the request were wrong', async (t) => {
+  const stack = await keyApiStack(t)
+  const good = readFileSync(stack.file, 'utf8')
+  const broken = good.replace('tokens_per_day: 5000', 'tokens_per_day: -1')
+  assert.notEqual(broken, good)
+  writeFileSync(stack.file, broken)
+  const edits: Array<[string, string, unknown]> = [
+    ['POST', '/proxy/keys', { name: 'x', scopes: ['generate'] }],
+    ['PATCH', '/proxy/keys/reader', { weight: 2 }],
+    ['POST', '/proxy/keys/reader/rotate', {}],
+    ['DELETE', '/proxy/keys/reader', undefined]
+  ]
+  for (const [method, path, body] of edits) {
+    const answer = await stack.call(method, path, ADMIN, body)
+    assert.equal(answer.status, 409, `${method} ${path}`)
+    const { error } = await jsonOf(answer)
+    assert.match(error, /^the config file cannot be edited until it is fixed \(the proxy keeps its last valid config\): auth\.keys\.2\.limits\.tokens_per_day: /)
+    assert.equal(error.includes(stack.file), false, 'the file\'s path is not the client\'s business')
+  }
+  assert.equal(readFileSync(stack.file, 'utf8'), broken, 'nothing written')
+})
+
+test('rotate refuses a grace that is no span, or one past any date the file can hold, with 400 naming grace', async (t) => {
+  const stack = await keyApiStack(t)
+  const before = readFileSync(stack.file, 'utf8')
+  for (const grace of ['-1h', '1e9h', '0h', '24H', '2500000000h', '36501d']) {
+    const answer = await stack.call('POST', '/proxy/keys/app/rotate', ADMIN, { grace })
+    assert.equal(answer.status, 400, grace)
+    assert.match((await jsonOf(answer)).error, /^grace: expected a span such as 24h or 7d \(at most 36500d\), got /, grace)
+  }
+  assert.equal(readFileSync(stack.file, 'utf8'), before, 'nothing written')
+  assert.equal((await chat(stack.url, APP)).status, 200, 'the key still works')
 })
 
 test('PATCH changes limits and expiry; DELETE revokes at once; rotate gives a new key and keeps the old one for the grace', async (t) => {

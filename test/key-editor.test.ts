@@ -194,6 +194,22 @@ test('rotation: the new key works at once, the old one until its grace ends, as 
   assert.equal(again.previous_keys, undefined)
 })
 
+test('rotation without grace stops every old secret at once, one still in the grace of an earlier rotation too (a leak)', () => {
+  const leaked = 'olp_the-leaked-secret-of-web-app-00000000001'
+  const editable = openConfig(handWrittenFile(HAND_WRITTEN.replace('  keys:\n', `  keys:\n    - name: web-app\n      key: "${leaked}"\n      scopes: [generate]\n`)))
+  const planned = 'olp_the-planned-rollover-secret-0000000002'
+  rotateNamedKey(editable, 'web-app', planned, 7 * 24 * HOUR, NOW)
+  const ring = () => new KeyRing(editable.config.auth, { clock: () => NOW + HOUR })
+  assert.ok(ring().find(leaked) !== undefined, 'in its grace')
+  const emergency = 'olp_the-emergency-secret-000000000000000003'
+  const { previousValidUntil } = rotateNamedKey(editable, 'web-app', emergency, 0, NOW + HOUR)
+  assert.equal(previousValidUntil, NOW + HOUR)
+  assert.equal(ring().lookup(leaked), undefined, 'the leaked secret stops too')
+  assert.equal(ring().lookup(planned), undefined)
+  assert.ok(ring().find(emergency) !== undefined)
+  assert.equal(parse(editable.text).auth.keys[0].previous_keys, undefined)
+})
+
 test('saveConfig writes through a symlink: the real file changes, the link stays a link', () => {
   const real = handWrittenFile()
   const linkDir = mkdtempSync(join(tmpdir(), 'proxy-link-'))

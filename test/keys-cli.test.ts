@@ -172,6 +172,8 @@ test('keys: bad options exit 2 with the usage; refused changes exit 1 with the l
     [['add', 'a', '--scopes', 'generate', '--max-keep-alive=-1m'], /--max-keep-alive expects a positive duration/],
     [['add', 'a', '--scopes', 'generate', '--grace', '1h'], /--grace does not apply to keys add/],
     [['rotate', 'batch-jobs', '--grace', 'a day'], /--grace expects a span/],
+    [['rotate', 'batch-jobs', '--grace', '2500000000h'], /--grace expects a span such as 24h or 7d \(at most 36500d\)/],
+    [['add', 'a', '--scopes', 'generate', '--expires', '2500000000h'], /--expires expects a span/],
     [['rotate', 'batch-jobs', '--weight', '2'], /--weight does not apply to keys rotate/],
     [['update', 'batch-jobs'], /nothing to change/],
     [['rotate'], /missing the key NAME/]

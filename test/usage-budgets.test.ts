@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { budgetHeaders } from '../plugins/usage/budget-headers.js'
 import { checkBudgets, type KeyBudgets, type SpentTotals } from '../plugins/usage/budgets.js'
 import { CurrentTotals } from '../plugins/usage/current-totals.js'
 
@@ -89,4 +90,13 @@ test('CurrentTotals: own and other replicas add up; day and month roll over with
 
   now = Date.parse('2026-02-01T12:00:00Z') // the clock stepped back: the finished day is not opened again
   assert.equal(totals.spent('a').day, '2026-02-02')
+})
+
+test('budgetHeaders: RateLimit fields per budget; a quota past 15 digits is the largest structured field integer', () => {
+  const budget = (name: 'tokens_per_day' | 'tokens_per_month', limit: number, remaining: number) => ({ budget: name, limit, remaining, resetSeconds: 60, resetsAt: 0 })
+  assert.deepEqual(budgetHeaders([budget('tokens_per_day', 200000, 150000), budget('tokens_per_month', 9007199254740991, 9007199254740000)], 2_678_400), {
+    'ratelimit-policy': '"tokens_per_day";q=200000;w=86400, "tokens_per_month";q=999999999999999;w=2678400',
+    ratelimit: '"tokens_per_day";r=150000;t=60, "tokens_per_month";r=999999999999999;t=60'
+  })
+  assert.deepEqual(budgetHeaders([], 2_678_400), {})
 })

@@ -88,6 +88,36 @@ test('usage CLI: table, json and csv of what the running store wrote, read while
   assert.equal(empty.stdout, 'no usage from 2025-01-01 to 2025-01-31\n')
 })
 
+/** The first control character or right-to-left override in `text` other than those `allowed`. */
+function controlIn (text: string, allowed: string): string | undefined {
+  return [...text].find(c => !allowed.includes(c) && (c.charCodeAt(0) < 0x20 || c === '\u202e'))
+}
+
+test('usage CLI: model names a client chose print as text: no terminal escapes, no forged rows, no spreadsheet formulas', async (t) => {
+  const folder = tempFolder(t)
+  const database = join(folder, 'data', 'usage.sqlite')
+  const config = configFile(folder, `usage:\n  database: "${database}"\n`)
+  const { store } = openStore(t, { file: database })
+  const day = new Date().toISOString().slice(0, 10)
+  use(store, day, 'app', 'evil\u001b[2J\nforged-row  99', 1, 1)
+  use(store, day, 'app', '=HYPERLINK("http://evil.example","x")', 1, 1)
+  use(store, day, 'app', 'right\u202eflipped', 1, 1)
+  store.flush()
+  const table = await usageHere(['--by', 'model', '--config', config])
+  assert.equal(table.code, 0, table.stderr)
+  assert.equal(controlIn(table.stdout, '\n'), undefined, 'no control character reaches the terminal')
+  assert.equal(table.stdout.trimEnd().split('\n').length, 5, 'a title, a header, three rows')
+  assert.match(table.stdout, /evil\\u001b\[2J\\u000aforged-row {2}99 /)
+  const csv = await usageHere(['--by', 'model', '--format', 'csv', '--config', config])
+  assert.equal(csv.code, 0, csv.stderr)
+  const lines = csv.stdout.trimEnd().split('\r\n')
+  assert.equal(lines.length, 4)
+  assert.ok(lines.includes('"\'=HYPERLINK(""http://evil.example"",""x"")",1,1,1'), csv.stdout)
+  assert.equal(controlIn(csv.stdout, '\r\n'), undefined)
+  const json = JSON.parse((await usageHere(['--by', 'model', '--format', 'json', '--config', config])).stdout)
+  assert.ok(json.rows.some((row: { model: string }) => row.model === 'evil\u001b[2J\nforged-row  99'), 'JSON keeps the name as it is')
+})
+
 test('usage CLI: bad flags print usage and exit 2', async (t) => {
   const folder = tempFolder(t)
   const config = configFile(folder, `usage:\n  database: "${join(folder, 'usage.sqlite')}"\n`)

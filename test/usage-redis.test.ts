@@ -159,3 +159,16 @@ test('usage reader: Redis configured but unreachable gives this database\'s repo
   assert.equal(result.redis, 'unreachable')
   assert.deepEqual(result.report.rows, [{ key: 'k', requests: 1, prompt_tokens: 1, completion_tokens: 2 }])
 })
+
+test('usage through Redis: a last-used time in Redis no clock gives (another process wrote it) is skipped, not turned into NaN', { skip }, async (t) => {
+  const redis = await redisFor(t)
+  const { a: { store: a }, prefix } = replicas(t, redis)
+  await waitUntil('the replica to reach Redis', () => a.redisMode === 'redis')
+  use(a, 'web-app', 'qwen3:8b', 'gpu-1', 5, 5)
+  const client = new Redis(redis.url)
+  t.after(() => { client.disconnect() })
+  await client.hset(`${prefix}usage-store:last-used`, 'other-replica\nweb-app', 'not a time', 'other-replica\nstudent-17', '1e300')
+  const lastUsed = await a.lastUsed()
+  assert.ok(Number.isFinite(lastUsed.get('web-app')), `web-app: ${lastUsed.get('web-app')}`)
+  assert.equal(lastUsed.has('student-17'), false)
+})

@@ -203,16 +203,20 @@ function previousKeysChange (editable: EditableConfig, index: number, now: numbe
 
 /**
  * Replaces the named key's secret with `key` (its digest is stored). With `graceMs` > 0 the old
- * secret stays valid as the same key until now + graceMs, kept as a digest under previous_keys;
- * without, it stops at once. Previous keys already expired are dropped. Returns when the old
- * secret stops (ms since the epoch). Throws ConfigError for an unknown name.
+ * secret stays valid as the same key until now + graceMs, kept as a digest under previous_keys
+ * (previous keys already expired are dropped); without, every old secret stops at once, those
+ * still in the grace of an earlier rotation too (a rotation without grace is how a leaked key is
+ * stopped). Returns when the old secret stops (ms since the epoch). Throws ConfigError for an
+ * unknown name.
  */
 export function rotateNamedKey (editable: EditableConfig, name: string, key: string, graceMs = 0, now = Date.now()): { previousValidUntil: number } {
   const { index, entry } = entryOf(editable, name)
   const old = editable.config.auth.keys[index]
   const changes = new Map<string, FieldChange>([['key', { set: sha256Entry(key) }]])
   const until = now + Math.max(0, graceMs)
-  const previous = previousKeysChange(editable, index, now, graceMs > 0 ? { key: `sha256:${secretSha256Hex(old.key)}`, expires_at: isoTime(until) } : undefined)
+  const previous = graceMs > 0
+    ? previousKeysChange(editable, index, now, { key: `sha256:${secretSha256Hex(old.key)}`, expires_at: isoTime(until) })
+    : entry.has('previous_keys') ? { remove: true } as const : undefined
   if (previous !== undefined) changes.set('previous_keys', previous)
   commit(editable, applyEdits(editable.text, mapEdits(editable.document, editable.text, entry, changes)))
   return { previousValidUntil: graceMs > 0 ? until : now }

@@ -4,7 +4,11 @@ import { Type, type Static } from 'typebox'
 // at start-up instead of a setting that silently does nothing.
 const closed = { additionalProperties: false } as const
 
-const Seconds = (description: string) => Type.Number({ exclusiveMinimum: 0, description })
+/** The longest wait a Node.js timer holds (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_SECONDS = 2_147_483
+const Seconds = (description: string) => Type.Number({ exclusiveMinimum: 0, maximum: MAX_TIMER_SECONDS, description: `${description}: more than 0, at most ${MAX_TIMER_SECONDS} (24 days)` })
+/** A whole number JavaScript holds exactly: larger ones break counting, weights and headers. */
+const Whole = (minimum: number, description?: string) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER, ...(description === undefined ? {} : { description }) })
 
 export const HttpUrl = Type.String({ pattern: '^https?://[^\\s/]+', description: 'an http(s) URL' })
 
@@ -19,8 +23,8 @@ export const Scope = Type.Union([
   Type.Literal('keys:admin')
 ])
 
-const AtLeastOne = (description: string) => Type.Integer({ minimum: 1, description })
-const ZeroOrMore = (description: string) => Type.Integer({ minimum: 0, description })
+const AtLeastOne = (description: string) => Whole(1, description)
+const ZeroOrMore = (description: string) => Whole(0, description)
 
 /** ISO 8601; checked further (a real calendar date) when the config is resolved. */
 export const IsoTime = Type.String({ minLength: 1, description: 'an ISO 8601 date ("2027-06-30") or date and time ("2027-06-30T18:00:00Z")' })
@@ -85,30 +89,30 @@ export const ConfigSchema = Type.Object({
     connect_timeout: Type.Optional(Seconds('seconds to open a connection to Ollama')),
     first_byte_timeout: Type.Optional(Seconds('seconds to wait for the first byte of an answer')),
     idle_timeout: Type.Optional(Seconds('seconds allowed between two chunks of an answer')),
-    max_connections: Type.Optional(Type.Integer({ minimum: 1 })),
-    queue_size: Type.Optional(Type.Integer({ minimum: 0 })),
+    max_connections: Type.Optional(Whole(1)),
+    queue_size: Type.Optional(Whole(0)),
     queue_timeout: Type.Optional(Seconds('seconds a request may wait for a free upstream')),
     health_interval: Type.Optional(Seconds('seconds between upstream health checks')),
-    healthy_threshold: Type.Optional(Type.Integer({ minimum: 1 })),
-    unhealthy_threshold: Type.Optional(Type.Integer({ minimum: 1 })),
+    healthy_threshold: Type.Optional(Whole(1)),
+    unhealthy_threshold: Type.Optional(Whole(1)),
     refresh_interval: Type.Optional(Seconds('seconds between model list refreshes'))
   }, closed)),
   server: Type.Optional(Type.Object({
     host: Type.Optional(Type.String({ minLength: 1 })),
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'a port number from 0 to 65535' })),
-    body_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes' })),
-    upload_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes' })),
-    transcription_limit: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes of a multipart transcription upload' })),
-    max_body_bytes_in_flight: Type.Optional(Type.Integer({ minimum: 1, description: 'bytes of request bodies held at once' })),
+    body_limit: Type.Optional(Whole(1, 'bytes')),
+    upload_limit: Type.Optional(Whole(1, 'bytes')),
+    transcription_limit: Type.Optional(Whole(1, 'bytes of a multipart transcription upload')),
+    max_body_bytes_in_flight: Type.Optional(Whole(1, 'bytes of request bodies held at once')),
     body_timeout: Type.Optional(Seconds('seconds a client has to send a buffered body (longest pause in a streamed upload)')),
-    max_connections: Type.Optional(Type.Integer({ minimum: 1, description: 'open client connections' })),
+    max_connections: Type.Optional(Whole(1, 'open client connections')),
     headers_timeout: Type.Optional(Seconds('seconds for a client to send its request headers')),
-    drain_timeout: Type.Optional(Type.Number({ minimum: 0 })),
+    drain_timeout: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_TIMER_SECONDS, description: `seconds requests in flight get on SIGTERM: 0 or more, at most ${MAX_TIMER_SECONDS} (24 days)` })),
     trust_proxy: Type.Optional(Type.Union([Type.Boolean(), Type.String(), Type.Array(Type.String())]))
   }, closed)),
   cors: Type.Optional(Type.Object({
     origins: Type.Optional(Type.Union([Type.Literal('*'), Type.Array(Type.String({ minLength: 1 }))])),
-    max_age: Type.Optional(Type.Integer({ minimum: 0 }))
+    max_age: Type.Optional(Whole(0, 'seconds a browser may cache a preflight'))
   }, closed)),
   log: Type.Optional(Type.Object({
     level: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l))))
@@ -120,7 +124,8 @@ export const ConfigSchema = Type.Object({
   usage: Type.Optional(Type.Object({
     database: Type.Optional(Type.String({ minLength: 1, description: 'a file path' })),
     timezone: Type.Optional(Type.String({ minLength: 1, description: 'an IANA time zone name ("UTC", "Europe/Berlin")' })),
-    retention_days: Type.Optional(AtLeastOne('a whole number of days, at least 1'))
+    // Redis keeps each day until the retention ends: a date past Redis's clock fails every sync.
+    retention_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500, description: 'a whole number of days, at least 1, at most 36500 (100 years)' }))
   }, closed)),
   ui: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean({ description: 'true or false' }))

@@ -60,16 +60,18 @@ export function keepAliveSeconds (value: unknown): number | undefined {
 }
 
 const MS_PER_SPAN_UNIT: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+/** The longest span: now plus it stays a date the config file can hold (a four-digit year). */
+export const MAX_SPAN_MS = 36_500 * 86_400_000
 
 /**
  * Milliseconds in a span typed on the command line or sent to the key API: one or more whole
- * numbers each with a unit s, m, h, d (24 h) or w (7 d), as in "30d", "24h", "1h30m".
- * Undefined for anything else, zero included.
+ * numbers each with a unit s, m, h, d (24 h) or w (7 d), as in "30d", "24h", "1h30m", at most
+ * MAX_SPAN_MS (36500d). Undefined for anything else, zero included.
  */
 export function parseSpan (text: string): number | undefined {
   const trimmed = text.trim()
   if (!/^(\d+[smhdw])+$/.test(trimmed)) return undefined
   let ms = 0
   for (const [, count, unit] of trimmed.matchAll(/(\d+)([smhdw])/g)) ms += Number(count) * MS_PER_SPAN_UNIT[unit]
-  return ms > 0 && Number.isSafeInteger(ms) ? ms : undefined
+  return ms > 0 && ms <= MAX_SPAN_MS ? ms : undefined
 }

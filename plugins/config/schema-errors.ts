@@ -48,5 +48,8 @@ export function describeSchemaError (errors: SchemaError[], data: unknown): stri
   // A union of types (caps.keep_alive) is described as a whole, not by its first branch.
   const union = here.find(e => e.keyword === 'anyOf')
   const description = schemaAt((union ?? error).schemaPath)?.description ?? schemaAt(error.schemaPath)?.description
-  return `${field}: ${description !== undefined ? `expected ${description}` : error.message.replace(/^must/, 'expected to')}`
+  const expected = description !== undefined ? `expected ${description}` : error.message.replace(/^must/, 'expected to')
+  // A whole number too large for the description to say so (weight: 1e300).
+  const limit = error.keyword === 'maximum' && description !== undefined && !description.includes('at most') ? error.params.limit : undefined
+  return `${field}: ${expected}${limit !== undefined ? `, at most ${String(limit)}` : ''}`
 }

@@ -28,7 +28,8 @@ function secretsOf (auth: ProxyConfig['auth']): Array<[string, string]> {
  * The rules every secret of the auth section follows. Throws ConfigError naming the field: no
  * token at all (unless `requireToken` is false: the keys CLI opens such a file to add the first),
  * a placeholder from the documentation, a malformed "sha256:" digest, a named key's name used
- * twice, or a named key (or one of its previous keys) sharing its secret with any other entry.
+ * twice or taken by a seed token (`generate-1801b105`), or a named key (or one of its previous
+ * keys) sharing its secret with any other entry.
  */
 export function checkTokens (auth: ProxyConfig['auth'], file: string, requireToken: boolean): void {
   const all = secretsOf(auth)
@@ -44,9 +45,13 @@ export function checkTokens (auth: ProxyConfig['auth'], file: string, requireTok
     }
   }
   const names = new Set<string>()
+  const seeds = seedNames(auth)
   auth.keys.forEach((key, i) => {
     if (names.has(key.name)) throw fieldError(file, `auth.keys.${i}.name`, `the name "${key.name}" is used twice`)
     names.add(key.name)
+    const seed = seeds.get(key.name)
+    // Usage, budgets, windows and metrics go by name: the two would count as one.
+    if (seed !== undefined) throw fieldError(file, `auth.keys.${i}.name`, `"${key.name}" is the name the proxy gives the token of ${seed} in logs, metrics and usage; choose another`)
   })
   const firstByDigest = new Map<string, string>()
   for (const [field, token] of all) {
@@ -59,6 +64,22 @@ export function checkTokens (auth: ProxyConfig['auth'], file: string, requireTok
       throw new ConfigError(`${file}: ${first} and ${field} hold the same secret; give every named key a secret of its own`, { file, field })
     }
   }
+}
+
+/**
+ * The names seed tokens are known by (plugins/auth/keys.ts): the list's kind and the first 8 hex
+ * digits of the secret's SHA-256 (`generate-1801b105`), each with its field; the first list wins.
+ */
+function seedNames (auth: ProxyConfig['auth']): Map<string, string> {
+  const names = new Map<string, string>()
+  const add = (list: string[], kind: string, field: string) => list.forEach((token, i) => {
+    const name = `${kind}-${secretSha256Hex(token).slice(0, 8)}`
+    if (!names.has(name)) names.set(name, `${field}.${i}`)
+  })
+  add(auth.generateTokens, 'generate', 'auth.generate_tokens')
+  add(auth.modelTokens, 'models', 'auth.model_tokens')
+  add(auth.metricsTokens, 'metrics', 'auth.metrics_tokens')
+  return names
 }
 
 /**

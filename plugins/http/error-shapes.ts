@@ -17,6 +17,7 @@ const openAiTypes: Record<number, string> = {
   404: 'not_found_error',
   405: 'invalid_request_error',
   413: 'invalid_request_error',
+  414: 'invalid_request_error',
   415: 'invalid_request_error',
   429: 'rate_limit_error'
 }
@@ -33,6 +34,7 @@ const anthropicTypes: Record<number, string> = {
   404: 'not_found_error',
   405: 'invalid_request_error',
   413: 'request_too_large',
+  414: 'invalid_request_error',
   415: 'invalid_request_error',
   429: 'rate_limit_error',
   503: 'overloaded_error',

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { ProxyError, sendError } from './error-shapes.js'
+import { openExchange } from './exchange.js'
 
 interface SchemaIssue { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
 
@@ -26,6 +27,20 @@ const CLIENT_ERROR_MESSAGES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'request body is empty',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported content type',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'request body does not match its Content-Length'
+}
+
+/**
+ * Fastify's `frameworkErrors` (serverOptions in src/app.ts): a request refused before routing,
+ * for a path that is not valid percent-encoding (FST_ERR_BAD_URL, 400) or a path parameter of
+ * more than 100 characters (FST_ERR_MAX_PARAM_LENGTH, 414). Answered as every error is, a JSON
+ * error in the dialect of the path, and given an exchange so it has its log line; no hook runs
+ * for such a request.
+ */
+export function answerFrameworkError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const services = request.server.exchangeServices
+  if (services !== undefined) openExchange(undefined, request, reply, services)
+  const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
+  sendError(request, reply, status, status === 414 ? 'a segment of the path is longer than 100 characters' : 'the path is not valid percent-encoding')
 }
 
 export default fp(async function errorsPlugin (fastify) {

@@ -255,20 +255,31 @@ export default fp(async function exchangePlugin (fastify) {
   fastify.decorate('openExchanges', () => [...sockets].flatMap(socket => socket[kOpenExchanges] ?? []))
 
   fastify.addHook('onRequest', function startExchange (request, reply, done) {
-    const exchange = new Exchange(request.routeOptions.config.route, request, reply, services)
-    request.exchange = exchange
-    // The id of the request's log line, for the client to quote (also sent to Ollama).
-    reply.header('x-request-id', request.id)
-    const response = reply.raw as ResponseWithExchange
-    response[kExchange] = exchange
-    response.on('close', endOnResponseClose)
-    const socket = request.raw.socket as SocketWithExchanges | null
-    // A socket that closed before this request's hooks ran (a pipelined request) ends it now.
-    if (socket === null || socket.destroyed) {
-      exchange.end()
-    } else {
-      (socket[kOpenExchanges] ??= []).push(exchange)
-    }
+    openExchange(request.routeOptions.config.route, request, reply, services)
     done()
   })
 }, { name: 'exchange', fastify: '5.x' })
+
+/**
+ * Creates the exchange of a request and ends it when its response or connection closes (the
+ * first hook does this for every routed request; `route` undefined: a path the proxy does not
+ * serve). Also for a request Fastify refuses before routing it (a path that is not valid
+ * percent-encoding), so it is answered and logged like any other.
+ */
+export function openExchange (route: RouteSpec | undefined, request: FastifyRequest, reply: FastifyReply, services: ExchangeServices): Exchange {
+  const exchange = new Exchange(route, request, reply, services)
+  request.exchange = exchange
+  // The id of the request's log line, for the client to quote (also sent to Ollama).
+  reply.header('x-request-id', request.id)
+  const response = reply.raw as ResponseWithExchange
+  response[kExchange] = exchange
+  response.on('close', endOnResponseClose)
+  const socket = request.raw.socket as SocketWithExchanges | null
+  // A socket that closed before this request's hooks ran (a pipelined request) ends it now.
+  if (socket === null || socket.destroyed) {
+    exchange.end()
+  } else {
+    (socket[kOpenExchanges] ??= []).push(exchange)
+  }
+  return exchange
+}

@@ -105,7 +105,9 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
       }
     }
     checkBudgets(exchange, reply, now)
+    let awaited = false
     if (tokensPerMinute !== null && exchange.route!.work === 'inference') {
+      awaited = true
       try {
         await refuseWhenTokensSpent(windows, key, now)
       } catch (err) {
@@ -115,13 +117,18 @@ export default fp<LimitsOptions>(async function limitsPlugin (fastify, options) 
     }
     // A client that left while Redis answered has ended its exchange: it must not take a slot now.
     if (concurrent !== null && usesModels && !exchange.ended) {
+      awaited ||= leases !== undefined
       const taken = leases !== undefined ? await takeLease(exchange, leases, concurrent) : slots.tryTake(key.name, concurrent)
       if (!taken) {
         throw refuse(exchange, 'concurrent', `concurrency limit exceeded: this key may run ${concurrent} requests at once`, { ...limitHeaders(concurrent, 0, 1), 'retry-after': '1' })
       }
       if (leases === undefined) exchange.holdsKeySlot = true
     }
-    if (!exchange.ended) fastify.usage.admit(exchange)
+    if (exchange.ended) return
+    // The budgets again, in the same step as the admission: requests of the key admitted while
+    // this one waited for Redis count now, so parallel requests cannot overrun requests_per_day.
+    if (awaited) checkBudgets(exchange, reply, now)
+    fastify.usage.admit(exchange)
   }
 
   // onRequest, right after the key: a refused request never uploads its body first.

@@ -52,7 +52,10 @@ export class UsageAccounts {
     exchange.countsUsage = true
   }
 
-  /** Records an admitted exchange's request and tokens when it ends; see the account stage below. */
+  /**
+   * Records an admitted exchange's request and tokens when it ends, its model only when it was
+   * answered below 400; see the account stage below.
+   */
   settle (exchange: Exchange): void {
     if (!exchange.countsUsage) return
     exchange.countsUsage = false
@@ -61,9 +64,13 @@ export class UsageAccounts {
     if (left <= 0) this.running.delete(name)
     else this.running.set(name, left)
     const usage = exchange.usage
+    // The model is named only when it was answered: the names of models that do not exist (404)
+    // are the client's to choose, and would fill the store's table of names for good.
+    const response = exchange.reply.raw
+    const answered = response.headersSent && response.statusCode < 400
     this.store.record({
       key: name,
-      model: exchange.model === undefined ? '' : displayModelName(exchange.model),
+      model: exchange.model === undefined || !answered ? '' : displayModelName(exchange.model),
       host: exchange.upstream?.host ?? '',
       promptTokens: usage?.promptTokens ?? 0,
       completionTokens: usage?.completionTokens ?? 0

@@ -6,6 +6,9 @@ import type { Spending } from './current-totals.js'
 import { encodeNamedCells } from './packed-counts.js'
 import type { OutboxRow } from './usage-rows.js'
 
+/** The last instant a JavaScript Date holds (ms since the epoch). */
+const MAX_DATE_MS = 8.64e15
+
 /** What the store logs through: pino's (Fastify's) logger fits. */
 export type UsageLogger = RedisLogger
 
@@ -170,7 +173,10 @@ export class SharedUsage {
         const newline = field.indexOf('\n')
         if (newline <= 0 || field.slice(0, newline) === this.options.replicaId) continue
         const key = field.slice(newline + 1)
-        lastUsed.set(key, Math.max(lastUsed.get(key) ?? 0, Number(value)))
+        const at = Number(value)
+        // Another process's writing: a value no clock gives is skipped, not shown as a date.
+        if (!Number.isSafeInteger(at) || at < 0 || at > MAX_DATE_MS) continue
+        lastUsed.set(key, Math.max(lastUsed.get(key) ?? 0, at))
       }
       this.link.succeeded()
       return lastUsed
