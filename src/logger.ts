@@ -92,6 +92,9 @@ function serializeError (err: unknown): unknown {
   return pino.stdSerializers.err(err)
 }
 
+/** The message @fastify/reply-from (index.js) logs a failed upstream call with. */
+const REPLY_FROM_UPSTREAM_ERROR = 'response errored'
+
 type Bindings = Record<string, unknown>
 type LogArgs = [obj: unknown, msg?: string, ...args: unknown[]]
 
@@ -114,7 +117,13 @@ export class LazyRequestLogger {
   set level (level: string) { this.logger.level = level }
   fatal (...args: LogArgs): void { this.logger.fatal(...(args as [unknown])) }
   error (...args: LogArgs): void { this.logger.error(...(args as [unknown])) }
-  warn (...args: LogArgs): void { this.logger.warn(...(args as [unknown])) }
+  warn (...args: LogArgs): void {
+    // @fastify/reply-from logs every failed upstream call (a client that left included) at warn,
+    // whatever its options; the request's one line already has the outcome and the upstream error.
+    if (args[1] === REPLY_FROM_UPSTREAM_ERROR) return
+    this.logger.warn(...(args as [unknown]))
+  }
+
   info (...args: LogArgs): void { this.logger.info(...(args as [unknown])) }
   debug (...args: LogArgs): void { if (this.parent.isLevelEnabled('debug')) this.logger.debug(...(args as [unknown])) }
   trace (...args: LogArgs): void { if (this.parent.isLevelEnabled('trace')) this.logger.trace(...(args as [unknown])) }

@@ -68,6 +68,24 @@ test('Ollama breaking off a stream is told apart from a client that left: 502 wi
   assert.ok(/ollama_proxy_upstream_errors_total\{reason="[^"]+"\} [1-9]/.test(page), 'counted as an upstream error')
 })
 
+test('one line per request when the upstream call fails before an answer: a client that left during a model load, Ollama down', async (t) => {
+  const stack = await startStack(t)
+  const chat = (id: string, fake: Record<string, unknown>, signal?: AbortSignal) => fetch(`${stack.url}/api/chat`, { method: 'POST', signal, headers: { ...bearer(TOKENS.generate), 'x-request-id': id }, body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], fake }) })
+  const controller = new AbortController()
+  const loading = chat('left-while-loading', { first_byte_delay_ms: 60_000 }, controller.signal)
+  await stack.fake.waitForRequest('/api/chat')
+  controller.abort()
+  await assert.rejects(loading)
+  await waitUntil('the line of the client that left', () => stack.logs.requestLines().some(l => l.reqId === 'left-while-loading'))
+  await stack.fake.close()
+  assert.equal((await chat('ollama-down', {})).status, 502)
+  await waitUntil('the line of the request Ollama never answered', () => stack.logs.requestLines().some(l => l.reqId === 'ollama-down'))
+  for (const id of ['left-while-loading', 'ollama-down']) {
+    const lines = stack.logs.entries().filter(e => e.reqId === id)
+    assert.deepEqual(lines.map(e => e.msg), ['request'], `${id}: ${JSON.stringify(lines)}`)
+  }
+})
+
 test('a health check answered 401 or 404 is logged as what was answered, not as unreachable', async (t) => {
   for (const [status, hint] of [[401, /401: a front before Ollama wants credentials/], [404, /404: is the URL's path right\?/]] as const) {
     const fake = await startFakeOllama()
