@@ -41,6 +41,9 @@ test('expiryFromIso: a date alone is valid through that day (UTC); a time ends t
   const cases: Array<[string, number | undefined]> = [
     ['2027-06-30', Date.UTC(2027, 6, 1)],
     ['2024-02-29', Date.UTC(2024, 2, 1)],
+    // "Never": the last moment ISO 8601 writes with four year digits.
+    ['9999-12-31', Date.UTC(9999, 11, 31, 23, 59, 59, 999)],
+    ['9999-12-31T23:30:00-05:00', Date.UTC(9999, 11, 31, 23, 59, 59, 999)],
     ['2027-12-31', Date.UTC(2028, 0, 1)],
     ['2027-06-30T18:00:00Z', Date.UTC(2027, 5, 30, 18)],
     ['2027-06-30T18:00Z', Date.UTC(2027, 5, 30, 18)],
@@ -57,4 +60,5 @@ test('expiryFromIso: a date alone is valid through that day (UTC); a time ends t
   for (const [text, ms] of cases) assert.equal(expiryFromIso(text), ms, text)
   assert.equal(isoTime(Date.UTC(2027, 0, 2, 3, 4, 5)), '2027-01-02T03:04:05Z')
   assert.equal(isoTime(Date.UTC(2027, 0, 2, 3, 4, 5, 6)), '2027-01-02T03:04:05.006Z')
+  assert.equal(isoTime(expiryFromIso('9999-12-31')!), '9999-12-31T23:59:59.999Z')
 })
