@@ -111,6 +111,29 @@ test('the key API refuses with 400 naming the field: a name taken, an unknown sc
   assert.equal((await stack.call('DELETE', '/proxy/keys/nobody-by-that-name')).status, 404)
 })
 
+test('writes take application/json only: a cross-site form (urlencoded, multipart, text/plain) is 415 and changes nothing', async (t) => {
+  const stack = await keyApiStack(t)
+  const before = readFileSync(stack.file, 'utf8')
+  const forms: Array<[string, string]> = [
+    ['application/x-www-form-urlencoded', '{"name":"csrf","scopes":["keys:admin"]}='],
+    ['multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--\r\n'],
+    ['text/plain', '{"name":"csrf","scopes":["keys:admin"]}'],
+    ['text/plain', '']
+  ]
+  for (const [type, body] of forms) {
+    for (const path of ['/proxy/keys', '/proxy/keys/app/rotate']) {
+      const answer = await fetch(stack.url + path, { method: 'POST', headers: { ...bearer(ADMIN), 'content-type': type }, body })
+      assert.equal(answer.status, 415, `${type} to ${path}`)
+      assert.match((await jsonOf(answer)).error, /application\/json/)
+    }
+  }
+  assert.equal(readFileSync(stack.file, 'utf8'), before, 'nothing written')
+  const json = await fetch(stack.url + '/proxy/keys/app/rotate', { method: 'POST', headers: { ...bearer(ADMIN), 'content-type': 'Application/JSON; charset=utf-8' }, body: '{}' })
+  assert.equal(json.status, 200, 'JSON with parameters, any case, is read')
+  const bare = await fetch(stack.url + '/proxy/keys/app/rotate', { method: 'POST', headers: bearer(ADMIN) })
+  assert.equal(bare.status, 200, 'no body and no Content-Type (curl -X POST) is an empty object')
+})
+
 test('a config file the proxy refuses (a hand edit) answers 409 naming the file\'s field, not 400 as if the request were wrong', async (t) => {
   const stack = await keyApiStack(t)
   const good = readFileSync(stack.file, 'utf8')
@@ -190,7 +213,7 @@ test('a config folder the proxy may not write answers 409 saying how to mount it
   const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   const proxy = spawnProcess(t, process.execPath, nodeArgs('src/server.ts', ['--config', file]), { ...asUser, env: { ...process.env, HOME: data } })
   const [, port] = await proxy.waitFor(/"address":\["127\.0\.0\.1:(\d+)"\]/)
-  const answer = await fetch(`http://127.0.0.1:${port}/proxy/keys`, { method: 'POST', headers: bearer(ADMIN), body: JSON.stringify({ name: 'x', scopes: ['generate'] }) })
+  const answer = await fetch(`http://127.0.0.1:${port}/proxy/keys`, { method: 'POST', headers: { ...bearer(ADMIN), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', scopes: ['generate'] }) })
   assert.equal(answer.status, 409)
   assert.match((await jsonOf(answer)).error, /writable/)
   proxy.child.kill('SIGTERM')

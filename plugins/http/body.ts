@@ -92,16 +92,22 @@ class ByteLimit extends Transform {
 /** Bytes of a JSON body on the proxy's own API (a key's settings). */
 export const API_BODY_LIMIT = 64 * 1024
 
+const JSON_MEDIA_TYPE = /^\s*application\/json\s*(;|$)/i
+
 /**
  * The proxy's own JSON API (/proxy/*): a small body read under `API_BODY_LIMIT`,
  * `server.body_timeout` and the in-flight budget, parsed as plain JSON (no Go view: nothing is
- * forwarded). An empty body is an empty object.
- * @throws ProxyError 400 (not UTF-8, not JSON, not an object), 413, 408, 503 as readBody
+ * forwarded). An empty body is an empty object. A Content-Type other than application/json is
+ * refused unread: an HTML form on another site (the only cross-site POST a browser sends without
+ * asking) can then never change keys, whatever credentials the browser holds for the proxy.
+ * @throws ProxyError 415 (not JSON), 400 (not UTF-8, not JSON, not an object), 413, 408, 503 as readBody
  */
 export function acceptApiBodies (instance: FastifyInstance): void {
   const { bodyTimeoutMs } = instance.config.server
   instance.removeAllContentTypeParsers()
   instance.addContentTypeParser('*', async function readApiJson (request: FastifyRequest, payload: Readable) {
+    const type = request.headers['content-type']
+    if (type !== undefined && !JSON_MEDIA_TYPE.test(type)) throw new ProxyError(415, `the proxy's API takes Content-Type: application/json, not ${JSON.stringify(type.slice(0, 100))}`)
     const body = await readBody(request.headers, request.exchange, payload, { limit: API_BODY_LIMIT, timeoutMs: bodyTimeoutMs, budget: instance.bodyBudget, what: 'request body' })
     if (body.length === 0) return {}
     const problem = jsonShapeProblem(body)
@@ -114,5 +120,10 @@ export function acceptApiBodies (instance: FastifyInstance): void {
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ProxyError(400, 'the body must be a JSON object')
     return parsed
+  })
+  // Fastify runs no parser for a request without Content-Type and body (`curl -X POST`).
+  instance.addHook('preValidation', function emptyBodyIsEmptyObject (request, _reply, done) {
+    if (request.body === undefined && request.method !== 'GET' && request.method !== 'DELETE') request.body = {}
+    done()
   })
 }
