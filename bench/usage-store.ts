@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { UsageReader } from '../plugins/usage/usage-reader.js'
 import { UsageStore, type UsageEntry } from '../plugins/usage/usage-store.js'
+import { sharingThrough } from '../plugins/usage/shared-usage.js'
 import { runUsageCommand } from '../src/usage-command.js'
 import { startRedis } from '../test/redis-server.js'
 
@@ -67,7 +68,7 @@ const shared = redisServer !== undefined ? { url: redisServer.url, prefix: 'benc
 try {
   const file = join(folder, 'usage.sqlite')
   let now = START
-  const store = UsageStore.open({ file, timezone: 'UTC', retentionDays: 400, now: () => now, flushIntervalMs: 3_600_000, redis: shared })
+  const store = UsageStore.open({ file, timezone: 'UTC', retentionDays: 400, now: () => now, flushIntervalMs: 3_600_000, sharing: shared === null ? undefined : sharingThrough(shared, 400) })
   const connected = async (replica: UsageStore) => {
     for (let attempt = 0; attempt < 250 && replica.redisMode === 'local'; attempt++) await new Promise(resolve => setTimeout(resolve, 20))
   }
@@ -164,7 +165,7 @@ try {
     const memory = /used_memory:(\d+)/.exec(await raw.info('memory'))?.[1]
     raw.disconnect()
     // Another replica, with an empty database of its own: its report comes from Redis alone.
-    const other = UsageStore.open({ file: join(folder, 'other.sqlite'), timezone: 'UTC', retentionDays: 400, now: () => now, redis: shared })
+    const other = UsageStore.open({ file: join(folder, 'other.sqlite'), timezone: 'UTC', retentionDays: 400, now: () => now, sharing: sharingThrough(shared, 400) })
     await connected(other)
     const started = performance.now()
     const result = await other.report(query)

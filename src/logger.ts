@@ -14,9 +14,15 @@ interface ProcessOutput extends DestinationStream {
 }
 const processOutputs = new WeakMap<Logger, ProcessOutput>()
 
+/** Bytes of log lines gathered before a write to stdout. */
+const LOG_BATCH_BYTES = 4096
+/** The longest a log line waits for its write to stdout, ms. */
+const LOG_FLUSH_MS = 250
+
 /**
  * The process logger writes to stdout: pretty (pino-pretty, in a worker) when stdout is a
- * terminal, JSON lines otherwise. With `destination`, JSON lines go there instead (tests).
+ * terminal, JSON lines otherwise, written in batches (at most LOG_FLUSH_MS late). With
+ * `destination`, JSON lines go there instead (tests).
  */
 export function createLogger (level: string, destination?: DestinationStream): Logger {
   const options = {
@@ -29,8 +35,10 @@ export function createLogger (level: string, destination?: DestinationStream): L
   if (destination !== undefined) return pino(options, destination)
   const output: ProcessOutput = process.stdout.isTTY
     ? pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', destination: 1 } })
-    // Asynchronous writes keep logging off the request path; flushed on shutdown.
-    : pino.destination({ dest: 1, sync: false })
+    // Asynchronous writes keep logging off the request path. Lines are gathered up to 4 KiB, and
+    // written at least every 250 ms: a write through the thread pool per line costs more than the
+    // line itself. Flushed on shutdown and at exit.
+    : pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS })
   const logger = pino(options, output)
   processOutputs.set(logger, output)
   return logger
@@ -50,12 +58,18 @@ export async function flushLogOutput (logger: Logger, timeoutMs: number): Promis
     const done = () => { clearTimeout(timer); resolve() }
     const boom = output as ProcessOutput & SonicBoomState
     if (typeof boom._writing === 'boolean') {
-      // sonic-boom's flush() calls back at once while a write is still under way: wait for its end.
-      if (!boom._writing && boom._len === 0) done()
-      else {
-        boom.once('drain', done)
-        boom.once('error', done)
+      // A write under way leaves what is below the batch size in the buffer when it ends: write
+      // again until nothing is left (flush(cb) would call back with the rest still buffered).
+      const writeTheRest = () => {
+        if (!boom._writing && boom._len === 0) {
+          done()
+          return
+        }
+        boom.once('drain', writeTheRest)
+        if (!boom._writing) boom.flush?.()
       }
+      boom.once('error', done)
+      writeTheRest()
       return
     }
     try {
@@ -74,10 +88,17 @@ interface SonicBoomState {
   once: (event: string, listener: () => void) => void
 }
 
-/** Makes the exit-time synchronous flush of the logger's stdout stream a no-op (see flushLogOutput). */
+/**
+ * Starts the write of the lines still gathered (it goes on in the thread pool while the process
+ * exits, as an unbatched line's would), then makes the exit-time synchronous flush of the
+ * logger's stdout stream a no-op: sonic-boom's flushSync retries a failed write for ever (see
+ * flushLogOutput).
+ */
 export function releaseLogOutput (logger: Logger): void {
-  const output = processOutputs.get(logger)
-  if (output !== undefined) output.flushSync = () => {}
+  const output = processOutputs.get(logger) as (ProcessOutput & SonicBoomState) | undefined
+  if (output === undefined) return
+  if (output._writing === false && (output._len ?? 0) > 0) output.flush?.()
+  output.flushSync = () => {}
 }
 
 /**

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { createLogger } from '../src/logger.js'
 import { UsageStore, type UsageStoreEvents, type UsageStoreOptions } from '../plugins/usage/usage-store.js'
+import { sharingThrough } from '../plugins/usage/shared-usage.js'
 import { LogCapture } from './helper.js'
 
 /** A fresh folder, removed after the test. */
@@ -27,8 +28,11 @@ export class Clock {
  * A store closed after the test; its timer flush is an hour away unless the options say
  * otherwise, so the test decides when counts are written.
  */
-export function openStore (t: TestContext, options: Partial<UsageStoreOptions> & { file: string }, logs = new LogCapture()): { store: UsageStore, logs: LogCapture } {
-  const store = UsageStore.open({ timezone: 'UTC', retentionDays: 400, flushIntervalMs: 3_600_000, log: createLogger('info', logs), ...options })
+export function openStore (t: TestContext, options: Partial<UsageStoreOptions> & { file: string, redis?: { url: string, prefix: string } }, logs = new LogCapture()): { store: UsageStore, logs: LogCapture } {
+  const { redis, ...rest } = options
+  const retentionDays = options.retentionDays ?? 400
+  const sharing = redis === undefined ? undefined : sharingThrough(redis, retentionDays)
+  const store = UsageStore.open({ timezone: 'UTC', retentionDays, flushIntervalMs: 3_600_000, log: createLogger('info', logs), sharing, ...rest })
   t.after(async () => { await store.close() })
   return { store, logs }
 }

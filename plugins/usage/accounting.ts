@@ -5,7 +5,7 @@ import type { Exchange } from '../http/exchange.js'
 import { checkBudgets, type BudgetDecision, type KeyBudgets, type SpentTotals } from './budgets.js'
 import { calendarWindows, dayOf } from './calendar.js'
 import { parseReportQuery, type ReportQueryText, type UsageReport } from './usage-report.js'
-import { UsageStore } from './usage-store.js'
+import { redisSharing, UsageStore } from './usage-store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -119,7 +119,8 @@ export class UsageAccounts {
  */
 export default fp(async function accountingPlugin (fastify) {
   const settings = fastify.config.usage
-  const store = UsageStore.open({ file: settings.database, timezone: settings.timezone, retentionDays: settings.retentionDays, now: fastify.clock, redis: fastify.config.redis, log: fastify.log })
+  const sharing = await redisSharing(fastify.config.redis, settings.retentionDays)
+  const store = UsageStore.open({ file: settings.database, timezone: settings.timezone, retentionDays: settings.retentionDays, now: fastify.clock, sharing, log: fastify.log })
   const accounts = new UsageAccounts(store, fastify.clock, settings.timezone)
   fastify.decorate('usage', accounts)
   fastify.addHook('onClose', async () => { await store.close() })

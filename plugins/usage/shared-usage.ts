@@ -52,6 +52,14 @@ const ROWS_PER_ROUND_TRIP = 500
 /** Pipelines of a report sent before the first answer is read. */
 const PIPELINES_IN_FLIGHT = 4
 
+/** Makes the SharedUsage of one store, given the replica id its database holds. */
+export type SharingFactory = (replicaId: string, log: UsageLogger) => SharedUsage
+
+/** The SharingFactory for Redis at `redis.url` under `redis.prefix`, keeping `retentionDays` days. */
+export function sharingThrough (redis: { url: string, prefix: string }, retentionDays: number): SharingFactory {
+  return (replicaId, log) => new SharedUsage({ ...redis, replicaId, retentionDays }, log)
+}
+
 /**
  * The usage every replica shares through Redis. Each replica writes its own rows and totals as
  * absolute values in fields named by its replica id, so sending a row twice, or again after

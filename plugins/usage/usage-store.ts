@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { checkTimeZone, dayFromNumber, dayNumber, dayOf, type CalendarWindows } from './calendar.js'
 import type { SpentTotals } from './budgets.js'
 import { CurrentTotals } from './current-totals.js'
-import { SharedUsage, type UsageLogger } from './shared-usage.js'
+import type { SharedUsage, SharingFactory, UsageLogger } from './shared-usage.js'
 import { openDatabase, readMeta, UsageStoreError, writeMeta, type OpenedDatabase } from './usage-database.js'
 import { buildReport, type UsageReportQuery, type UsageReportResult } from './usage-report.js'
 import { UsageRows, type PendingRow } from './usage-rows.js'
@@ -18,8 +18,8 @@ export interface UsageStoreOptions {
   now?: () => number
   /** ms between flushes; 1000 unless given */
   flushIntervalMs?: number
-  /** share budgets and reports with the other replicas (redis.url, redis.prefix) */
-  redis?: { url: string, prefix: string } | null
+  /** shares budgets and reports with the other replicas (redis.url): see redisSharing */
+  sharing?: SharingFactory
   log?: UsageLogger
 }
 
@@ -53,6 +53,17 @@ const NO_LOG: UsageLogger = { info () {}, warn () {}, error () {} }
 function checkCount (value: number, field: string): number {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`usage ${field}: expected a whole number from 0 to 2^53, got ${value}`)
   return value
+}
+
+/**
+ * What UsageStoreOptions.sharing needs to share budgets and reports through Redis (`redis.url`,
+ * `redis.prefix`), or undefined without Redis. shared-usage.ts (and ioredis) is loaded only then:
+ * a proxy without Redis never carries it.
+ */
+export async function redisSharing (redis: { url: string, prefix: string } | null | undefined, retentionDays: number): Promise<SharingFactory | undefined> {
+  if (redis == null) return undefined
+  const { sharingThrough } = await import('./shared-usage.js')
+  return sharingThrough(redis, retentionDays)
 }
 
 /**
@@ -120,9 +131,7 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
     for (const row of this.rows.totals(dayNumber(`${windows.month}-01`), dayNumber(windows.day))) {
       this.totals.loadOwn(dayFromNumber(row.day), row.key, row.requests, row.promptTokens + row.completionTokens)
     }
-    this.shared = options.redis != null
-      ? new SharedUsage({ ...options.redis, replicaId: this.replicaId, retentionDays: options.retentionDays }, this.log)
-      : undefined
+    this.shared = options.sharing?.(this.replicaId, this.log)
     this.timer = setInterval(() => this.flush(), options.flushIntervalMs ?? 1000)
     this.timer.unref()
   }
