@@ -1,5 +1,5 @@
 // Node 20's test runner does not expand globs, so the test files are found here.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -27,14 +27,20 @@ const TEST_TIMEOUT_MS = 300_000
 // through our reporter, and one line after everything names them and why.
 const skipDir = mkdtempSync(join(tmpdir(), 'ollama-proxy-test-skips-'))
 const skipFile = join(skipDir, 'skips.jsonl')
+// The tests' own temporary folders (configs, databases, browser profiles) go under one folder,
+// removed at the end whatever a test left behind.
+const testTmpDir = mkdtempSync(join(tmpdir(), 'ollama-proxy-tests-'))
+// Like /tmp itself: some tests run the proxy as another user.
+chmodSync(testTmpDir, 0o1777)
 const result = spawnSync(process.execPath, [
   '--import', 'tsx', '--test',
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   `--test-reporter=${new URL('./skip-reporter.mjs', import.meta.url).href}`, `--test-reporter-destination=${skipFile}`,
   '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files
-], { stdio: 'inherit' })
+], { stdio: 'inherit', env: { ...process.env, TMPDIR: testTmpDir } })
 console.log(summariseSkips(skipFile))
 rmSync(skipDir, { recursive: true, force: true })
+rmSync(testTmpDir, { recursive: true, force: true })
 process.exit(result.status ?? 1)
 
 /** One line: how many tests were skipped, grouped by test file and reason. */

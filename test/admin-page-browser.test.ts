@@ -4,7 +4,7 @@
 // Debian's Chromium is not installed. With ADMIN_PAGE_SCREENSHOTS=<folder> it also saves the
 // README's two screenshots there.
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
@@ -33,6 +33,7 @@ async function pageStack (t: TestContext) {
   const fakes = [await startFakeOllama(), await startFakeOllama()]
   t.after(async () => { await Promise.all(fakes.map(async fake => { await fake.close() })) })
   const dir = mkdtempSync(join(tmpdir(), 'proxy-admin-page-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
   const file = join(dir, 'config.yaml')
   writeFileSync(file, stringify({
     auth: {

@@ -1,7 +1,7 @@
 // Issue 22: the admin page's files at /proxy/ui/: exact names only, the security headers on every
 // answer, revalidation, `ui.enabled: false`, and a page that cannot turn a name into markup.
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { extname, join } from 'node:path'
 import { test } from 'node:test'
@@ -108,6 +108,7 @@ test('ui.enabled: false: the page and its files are 404; the API stays', async (
 
 test('the plugin alone: files of known types directly in its folder; an unreadable folder is one error line and no page', async (t) => {
   const folder = mkdtempSync(join(tmpdir(), 'admin-page-files-'))
+  t.after(() => { rmSync(folder, { recursive: true, force: true }) })
   writeFileSync(join(folder, 'index.html'), '<!doctype html><title>x</title>')
   writeFileSync(join(folder, 'tool.exe'), 'MZ')
   writeFileSync(join(folder, '.env'), 'SECRET=1')
