@@ -30,13 +30,18 @@ export function handWrittenFile (text = HAND_WRITTEN): string {
   return file
 }
 
-/** Runs `ollama-proxy keys <args>` (src/cli.ts) and collects its exit code and output. */
-export async function keys (t: TestContext, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const run = spawnProcess(t, process.execPath, nodeArgs('src/cli.ts', ['keys', ...args]), { env: { ...process.env, OLLAMA_PROXY_CONFIG: '', ...env } })
+/** Runs `ollama-proxy <args>` (src/cli.ts) with no config from the environment, and collects its exit code and output. */
+export async function runCli (t: TestContext, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const run = spawnProcess(t, process.execPath, nodeArgs('src/cli.ts', args), { env: { ...process.env, OLLAMA_PROXY_CONFIG: '', ...env } })
   let stdout = ''
   let stderr = ''
   run.child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   run.child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const { code } = await run.exited
   return { code, stdout, stderr }
+}
+
+/** Runs `ollama-proxy keys <args>`. */
+export async function keys (t: TestContext, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return await runCli(t, ['keys', ...args], env)
 }

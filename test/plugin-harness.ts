@@ -8,7 +8,7 @@
 import { EventEmitter, once } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import type { TestContext } from 'node:test'
-import Fastify, { type FastifyInstance, type InjectOptions, type FastifyPluginAsync, type FastifyPluginCallback, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type InjectOptions, type FastifyPluginAsync, type FastifyPluginCallback, type FastifyReply, type FastifyRequest } from 'fastify'
 import { serverOptions } from '../src/app.js'
 import { createLogger } from '../src/logger.js'
 import configPlugin from '../plugins/config/config.js'
@@ -16,8 +16,8 @@ import type { ProxyConfig } from '../plugins/config/config-loader.js'
 import errorsPlugin from '../plugins/http/errors.js'
 import exchangePlugin, { type Exchange } from '../plugins/http/exchange.js'
 import { ByteBudget } from '../plugins/http/body-reader.js'
-import { acceptJsonBodies, acceptMultipartBodies, acceptRawBodies } from '../plugins/http/body.js'
 import type { RouteSpec } from '../plugins/http/route-spec.js'
+import { registerRouteSpecs } from '../routes/register.js'
 import { routeTable } from '../routes/route-table.js'
 import { LogCapture, testConfig, withOwnUsageDatabase } from './helper.js'
 
@@ -101,28 +101,9 @@ export async function pluginHarness (t: TestContext, options: HarnessOptions): P
   const handler = options.handler ?? defaultHandler
   const routes = options.routes ?? []
   await app.register(async function testRoutes (scope) {
-    const route = (spec: RouteSpec): RouteOptions => ({
-      method: spec.method,
-      url: spec.path,
-      schema: {
-        ...(spec.schema !== undefined ? { body: spec.schema } : {}),
-        ...(spec.params !== undefined ? { params: spec.params } : {})
-      },
-      config: { route: spec },
-      handler: async function answer (request, reply) {
-        reached.push(request.exchange)
-        return await handler(request.exchange, request, reply)
-      }
-    })
-    acceptJsonBodies(scope, config.server.bodyLimit)
-    for (const spec of routes.filter(s => s.body === 'json' || s.body === 'none')) scope.route(route(spec))
-    await scope.register(async function rawBodyRoutes (child) {
-      acceptRawBodies(child, config.server.uploadLimit)
-      for (const spec of routes.filter(s => s.body === 'raw')) child.route(route(spec))
-    })
-    await scope.register(async function multipartRoutes (child) {
-      acceptMultipartBodies(child)
-      for (const spec of routes.filter(s => s.body === 'multipart')) child.route(route(spec))
+    await registerRouteSpecs(scope, routes, async function answer (request, reply) {
+      reached.push(request.exchange)
+      return await handler(request.exchange, request, reply)
     })
   })
   await app.ready()

@@ -8,19 +8,13 @@ import { parseReportQuery } from '../plugins/usage/usage-report.js'
 import { runUsageCommand } from '../src/usage-command.js'
 import type { UsageStore } from '../plugins/usage/usage-store.js'
 import { waitUntil } from './helper.js'
-import { nodeArgs, spawnProcess } from './proxy-process.js'
+import { runCli } from './keys-helper.js'
 import { redisAvailable, startRedis } from './redis-server.js'
 import { openStore, tempFolder } from './usage-helper.js'
 
 /** Runs `ollama-proxy usage <args>` (src/cli.ts) and collects its exit code and output. */
 async function usage (t: TestContext, args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const run = spawnProcess(t, process.execPath, nodeArgs('src/cli.ts', ['usage', ...args]), { env: { ...process.env, OLLAMA_PROXY_CONFIG: '' } })
-  let stdout = ''
-  let stderr = ''
-  run.child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  run.child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const { code } = await run.exited
-  return { code, stdout, stderr }
+  return await runCli(t, ['usage', ...args])
 }
 
 /** Runs the command in this process (what src/cli.ts calls), for the many quick cases. */
