@@ -144,7 +144,8 @@ try {
 
   // The command itself, as a user runs it (in this process: no Node start-up in the figure).
   const config = join(folder, 'config.yaml')
-  writeFileSync(config, `usage:\n  database: "${file}"\n`)
+  // The proxy's config as a user has it: the command validates the whole file, keys included.
+  writeFileSync(config, `auth:\n  keys:\n    - name: bench\n      key: "sha256:${'0'.repeat(64)}"\n      scopes: [generate]\nusage:\n  database: "${file}"\n`)
   const commandStarted = performance.now()
   let output = ''
   const status = await runUsageCommand(['--since', '2026-01-01', '--until', '2026-12-31', '--by', 'key,model', '--format', 'json', '--config', config], { out: text => { output += text }, err: text => process.stderr.write(text), env: {}, now: () => START + 200 * DAY_MS })
