@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { isMap, isSeq, parseDocument, type Document, type YAMLMap, type YAMLSeq } from 'yaml'
 import { ConfigError } from './config-errors.js'
 import { parseConfig, readConfigText } from './config-loader.js'
+import type { EditedConfigFile } from './config-file-writer.js'
 import { KeyName, Scope, type KeyCapsConfig, type KeyLimitsConfig, type KeyScope } from './config-schema.js'
 import { expiryFromIso, isoTime } from './iso-times.js'
 import type { ProxyConfig } from './proxy-config.js'
@@ -46,11 +47,7 @@ export interface KeyChanges {
  * A config file opened for editing. Edits splice `text` where the YAML document says the keys
  * are (yaml-text-edits.ts), so every other byte stays; `config` is `text` as the proxy reads it.
  */
-export interface EditableConfig {
-  file: string
-  /** The file's text when opened: saveConfig refuses to overwrite a file changed since. */
-  original: string
-  text: string
+export interface EditableConfig extends EditedConfigFile {
   document: Document
   config: ProxyConfig
 }
@@ -258,4 +255,5 @@ export function updateNamedKey (editable: EditableConfig, name: string, changes:
   if (fields.size === 0) return
   commit(editable, applyEdits(editable.text, mapEdits(editable.document, editable.text, entry, fields)))
 }
+
 export { saveConfig } from './config-file-writer.js'

@@ -2,9 +2,16 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { ConfigError } from './config-errors.js'
-import type { EditableConfig } from './config-editor.js'
 import { parseConfig } from './config-loader.js'
 import { notWritableError } from './write-failures.js'
+
+/** A config file's text as edited, and as it was when opened (config-editor.ts EditableConfig). */
+export interface EditedConfigFile {
+  file: string
+  /** The file's text when opened: saveConfig refuses to overwrite a file changed since. */
+  original: string
+  text: string
+}
 
 /**
  * Writes an edited config back, after checking that the proxy would start with it (parseConfig,
@@ -16,7 +23,7 @@ import { notWritableError } from './write-failures.js'
  * it was opened; ConfigNotWritableError (naming the path and the fix) when the file or its
  * folder is read-only or not writable for this user.
  */
-export function saveConfig (editable: EditableConfig): void {
+export function saveConfig (editable: EditedConfigFile): void {
   const { file, text } = editable
   parseConfig(text, file)
   let target: string

@@ -5,8 +5,11 @@ import type { Socket } from 'node:net'
 import type { ApiKey } from '../auth/keys.js'
 import type { NamedModel } from '../auth/model-fields.js'
 import type { TokenUsage, UsageMeter } from '../usage/usage-meter.js'
-import type { ForwardOptions, UpstreamAttempt, UpstreamTarget } from '../upstream/forward.js'
+import { callListeners, withListener, withoutListener, type AbortListener, type AbortListeners } from './abort-listeners.js'
 import type { RouteSpec } from './route-spec.js'
+import type { UpstreamResponse, UpstreamTarget } from './upstream-target.js'
+
+export type { UpstreamResponse, UpstreamTarget }
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,6 +26,30 @@ declare module 'fastify' {
     /** The route table row of this route (routes/route-table.ts); every stage reads its columns. */
     route?: RouteSpec
   }
+}
+
+/** One call to one Ollama host (a retry on another host replaces it). */
+export interface UpstreamAttempt {
+  /** The host's name (config `name`, or host-N): never its address. */
+  host: string
+  target: UpstreamTarget
+  /** What the call does besides streaming the answer back (plugins/upstream/forward.ts). */
+  handlers: ForwardOptions | undefined
+  /** performance.now() when the call left. */
+  startedAt: number
+  /** ms until Ollama's status line and headers arrived. */
+  firstByteMs?: number
+  status?: number
+  /** Why the call failed: a network error code, or the code of a stream Ollama broke off. */
+  error?: string
+}
+
+/** What one call to one host may do besides streaming Ollama's answer back as it is. */
+export interface ForwardOptions {
+  /** Replaces the pass-through of Ollama's answer (listing filters). */
+  onResponse?: (exchange: Exchange, response: UpstreamResponse) => void
+  /** The connection failed before Ollama answered (`code`: ECONNREFUSED, ...); true when it took over the reply. */
+  onConnectError?: (code: string) => boolean
 }
 
 /** How an exchange ended: the answer was sent whole, the client left, or Ollama broke off a started answer. */
@@ -105,7 +132,7 @@ export class Exchange {
   outcome: ExchangeOutcome | undefined = undefined
   /** The upstream call's abort signal state (undici reads `aborted`). */
   aborted = false
-  private onAbort: AbortListener | AbortListener[] | undefined = undefined
+  private onAbort: AbortListeners = undefined
   private socket: Socket | null
 
   constructor (route: RouteSpec | undefined, request: FastifyRequest, reply: FastifyReply, private readonly services: ExchangeServices) {
@@ -162,8 +189,7 @@ export class Exchange {
     this.aborted = true
     const listeners = this.onAbort
     this.onAbort = undefined
-    if (Array.isArray(listeners)) for (const listener of listeners) callListener(listener)
-    else if (listeners !== undefined) callListener(listeners)
+    callListeners(listeners)
   }
 
   private leaveSocket (): void {
@@ -185,32 +211,16 @@ export class Exchange {
   // scheduler: EventTarget-style listeners, functions or objects with handleEvent, one per
   // upstream call or wait in flight (several while model management fans out).
   addEventListener (_type: 'abort', listener: AbortListener): void {
-    const listeners = this.onAbort
-    if (this.aborted) queueMicrotask(() => { callListener(listener) })
-    else if (listeners === undefined) this.onAbort = listener
-    else if (!Array.isArray(listeners)) this.onAbort = [listeners, listener]
-    else listeners.push(listener)
+    if (this.aborted) queueMicrotask(() => { callListeners(listener) })
+    else this.onAbort = withListener(this.onAbort, listener)
   }
 
   removeEventListener (_type: 'abort', listener: AbortListener): void {
-    const listeners = this.onAbort
-    if (listeners === listener) this.onAbort = undefined
-    else if (Array.isArray(listeners)) {
-      const at = listeners.indexOf(listener)
-      if (at >= 0) listeners.splice(at, 1)
-    }
+    this.onAbort = withoutListener(this.onAbort, listener)
   }
 }
 
 const NO_MODELS: readonly NamedModel[] = Object.freeze([])
-
-/** A listener of the exchange's abort: a function, or an object with handleEvent (as EventTarget takes). */
-type AbortListener = (() => void) | { handleEvent: () => void }
-
-function callListener (listener: AbortListener): void {
-  if (typeof listener === 'function') listener()
-  else listener.handleEvent()
-}
 
 const kExchange = Symbol('exchange')
 const kOpenExchanges = Symbol('openExchanges')

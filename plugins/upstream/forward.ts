@@ -2,54 +2,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { ProxyError, sendError } from '../http/error-shapes.js'
-import type { Exchange } from '../http/exchange.js'
+import type { Exchange, ForwardOptions, UpstreamResponse, UpstreamTarget } from '../http/exchange.js'
 import { framingOf, UsageMeter } from '../usage/usage-meter.js'
 import { assertIdentityEncoding, discard, UnreadableAnswer } from './bounded-read.js'
-
-/** Where an upstream call goes: a host of plugins/upstream/upstream-pool.ts. */
-export interface UpstreamTarget {
-  /** The host's name (config `name`, or host-N): never its address. */
-  name: string
-  /** Origin only, e.g. `http://gpu1:11434`. */
-  url: string
-  /** Ollama's path prefix on this host ('' or '/ollama'). */
-  basePath: string
-  /** The proxy's own credentials for this host (`Basic ...`), or null. */
-  authorization: string | null
-  /** Fixed headers sent on every request to this host (config `headers`). */
-  headers: Readonly<Record<string, string>>
-}
-
-/** One call to one Ollama host (a retry on another host replaces it). */
-export interface UpstreamAttempt {
-  /** The host's name (config `name`, or host-N): never its address. */
-  host: string
-  target: UpstreamTarget
-  /** What the call does besides streaming the answer back (plugins/upstream/forward.ts). */
-  handlers: ForwardOptions | undefined
-  /** performance.now() when the call left. */
-  startedAt: number
-  /** ms until Ollama's status line and headers arrived. */
-  firstByteMs?: number
-  status?: number
-  /** Why the call failed: a network error code, or the code of a stream Ollama broke off. */
-  error?: string
-}
-
-/** Ollama's answer as reply-from hands it over. */
-export interface UpstreamResponse {
-  statusCode: number
-  headers: IncomingHttpHeaders
-  stream: NodeJS.ReadableStream
-}
-
-/** What one call to one host may do besides streaming Ollama's answer back as it is. */
-export interface ForwardOptions {
-  /** Replaces the pass-through of Ollama's answer (listing filters). */
-  onResponse?: (exchange: Exchange, response: UpstreamResponse) => void
-  /** The connection failed before Ollama answered (`code`: ECONNREFUSED, ...); true when it took over the reply. */
-  onConnectError?: (code: string) => boolean
-}
 
 // Credentials of the proxy and browser context that must never reach Ollama (or, through
 // Ollama's cloud passthrough, ollama.com); Expect is refused by undici (nodejs/undici#197).

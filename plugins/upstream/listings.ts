@@ -1,9 +1,8 @@
 import type { Agent } from 'undici'
 import { filterListing, type Listing } from '../auth/model-fields.js'
 import { ProxyError, sendError } from '../http/error-shapes.js'
-import type { Exchange } from '../http/exchange.js'
+import type { Exchange, UpstreamResponse } from '../http/exchange.js'
 import { assertIdentityEncoding, discard, MAX_ANSWER_BYTES, MAX_LISTING_BYTES, readBounded } from './bounded-read.js'
-import type { UpstreamResponse } from './forward.js'
 import { getJson } from './host-requests.js'
 import type { Host } from './upstream-pool.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ProxyConfig, UpstreamSettings } from '../config/config-loader.js'
-import type { UpstreamTarget } from './forward.js'
+import type { UpstreamTarget } from '../http/exchange.js'
 import { bestHost, HostGroups } from '../scheduling/host-choice.js'
 import type { SlotLedger } from '../scheduling/slot-ledger.js'
 import { SlotScheduler } from '../scheduling/slot-scheduler.js'

@@ -1,5 +1,19 @@
 import { dayFromNumber } from './calendar.js'
-import type { ReportField, UsageReportRow } from './usage-report.js'
+
+/** What a report may group by. */
+export const REPORT_FIELDS = ['key', 'model', 'host', 'day'] as const
+export type ReportField = typeof REPORT_FIELDS[number]
+
+/** One group: only the `by` fields are present. The JSON shape of GET /proxy/usage and `usage --format json`. */
+export interface UsageReportRow {
+  key?: string
+  model?: string
+  host?: string
+  day?: string
+  requests: number
+  prompt_tokens: number
+  completion_tokens: number
+}
 
 /** Indexes of names and days are below this; two of them make one map key. */
 const SPAN = 2 ** 20

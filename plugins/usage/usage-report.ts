@@ -1,29 +1,16 @@
 import { dayFromNumber, dayNumber, isDay } from './calendar.js'
 import { forEachCell, forEachNamedCell } from './packed-counts.js'
-import { ReportBuilder } from './report-builder.js'
+import { REPORT_FIELDS, ReportBuilder, type ReportField, type UsageReportRow } from './report-builder.js'
 import type { SharedUsage } from './shared-usage.js'
 import type { UsageRows } from './usage-rows.js'
 
-/** What a report may group by. */
-export const REPORT_FIELDS = ['key', 'model', 'host', 'day'] as const
-export type ReportField = typeof REPORT_FIELDS[number]
+export { REPORT_FIELDS, type ReportField, type UsageReportRow }
 
 /** A report's days (local dates YYYY-MM-DD, both included) and grouping (an empty `by` sums everything). */
 export interface UsageReportQuery {
   since: string
   until: string
   by: ReportField[]
-}
-
-/** One group: only the `by` fields are present. The JSON shape of GET /proxy/usage and `usage --format json`. */
-export interface UsageReportRow {
-  key?: string
-  model?: string
-  host?: string
-  day?: string
-  requests: number
-  prompt_tokens: number
-  completion_tokens: number
 }
 
 export interface UsageReport {
