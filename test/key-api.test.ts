@@ -175,6 +175,9 @@ test('PATCH changes limits and expiry; DELETE revokes at once; rotate gives a ne
   const view = await jsonOf(changed)
   assert.deepEqual(view.limits, { concurrent: 2 })
   assert.equal(view.expires_at, '2027-02-01T00:00:00Z')
+  await waitUntil('the change audited', () => stack.logs.entries().some(e => e.msg === 'key changed through the key API'))
+  const audit = stack.logs.entries().filter(e => e.msg === 'key changed through the key API')
+  assert.deepEqual(audit.map(e => [e.key, e.fields]), [['app', ['expires_at', 'limits']]], 'one line naming the key and the fields changed')
 
   const rotated = await stack.call('POST', '/proxy/keys/app/rotate', ADMIN, { grace: '1h' })
   assert.equal(rotated.status, 200)
