@@ -39,7 +39,8 @@ const keyApi: FastifyPluginAsync = async function keyApi (scope) {
     const { name } = request.params as NameParams
     if (!edit(scope, request, reply, editable => { updateNamedKey(editable, name, request.body as KeyChanges, scope.clock()) })) return reply
     // Audited like add, rotate and revoke: a change of scopes can make a key as strong as keys:admin.
-    request.log.info({ key: name, fields: Object.keys(request.body as object).sort() }, 'key changed through the key API')
+    const fields = Object.keys(keySchemas.keyChanges.properties).filter(field => Object.hasOwn(request.body as object, field)).sort()
+    request.log.info({ key: name, fields }, 'key changed through the key API')
     const settings = scope.config.auth.keys.find(k => k.name === name)
     return settings === undefined ? reply : describeKey(scope, settings, await scope.usage.store.lastUsed())
   })

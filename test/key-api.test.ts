@@ -170,7 +170,7 @@ test('rotate refuses a grace that is no span, or one past any date the file can 
 
 test('PATCH changes limits and expiry; DELETE revokes at once; rotate gives a new key and keeps the old one for the grace', async (t) => {
   const stack = await keyApiStack(t)
-  const changed = await stack.call('PATCH', '/proxy/keys/app', ADMIN, { limits: { tokens_per_day: null, concurrent: 2 }, expires_at: '2027-01-31' })
+  const changed = await stack.call('PATCH', '/proxy/keys/app', ADMIN, { limits: { tokens_per_day: null, concurrent: 2 }, expires_at: '2027-01-31', 'not-a-field': 1 })
   assert.equal(changed.status, 200)
   const view = await jsonOf(changed)
   assert.deepEqual(view.limits, { concurrent: 2 })
