@@ -38,6 +38,9 @@ const keyApi: FastifyPluginAsync = async function keyApi (scope) {
   scope.patch('/proxy/keys/:name', { config: { route: proxyRoutes.updateKey }, schema: { params: keySchemas.nameParams, body: keySchemas.keyChanges } }, async function updateKey (request, reply) {
     const { name } = request.params as NameParams
     if (!edit(scope, request, reply, editable => { updateNamedKey(editable, name, request.body as KeyChanges, scope.clock()) })) return reply
+    // Audited like add, rotate and revoke: a change of scopes can make a key as strong as keys:admin.
+    const fields = Object.keys(keySchemas.keyChanges.properties).filter(field => Object.hasOwn(request.body as object, field)).sort()
+    request.log.info({ key: name, fields }, 'key changed through the key API')
     const settings = scope.config.auth.keys.find(k => k.name === name)
     return settings === undefined ? reply : describeKey(scope, settings, await scope.usage.store.lastUsed())
   })

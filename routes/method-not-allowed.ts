@@ -1,14 +1,18 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { sendError } from '../plugins/http/error-shapes.js'
 import { routeSpec } from '../plugins/http/route-spec.js'
-import { routeTable } from './route-table.js'
+import { proxyRoutes, routeTable } from './route-table.js'
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const
 
-/** A known path called with the wrong method gets 405 with `Allow`, before any body is read. */
+/**
+ * A known path called with the wrong method gets 405 with `Allow`, before any body is read: Ollama's
+ * routes and the proxy's own that are served (the admin page's only while it is on). Registered last.
+ */
 const methodNotAllowed: FastifyPluginAsync = async function methodNotAllowed (scope) {
   const allowed = new Map<string, Set<string>>()
-  for (const spec of routeTable) {
+  const served = Object.values(proxyRoutes).filter(spec => scope.hasRoute({ method: spec.method, url: spec.path }))
+  for (const spec of [...routeTable, ...served]) {
     const methods = allowed.get(spec.path) ?? new Set<string>()
     methods.add(spec.method)
     allowed.set(spec.path, methods)

@@ -146,7 +146,7 @@ function fieldsFromFlags (values: Values, now: number): KeyChanges & { limits: K
   const fields: KeyChanges & { limits: KeyLimitsConfig, caps: KeyCapsConfig } = { limits, caps }
   const scopes = parseScopes(values.scopes)
   if (scopes !== undefined) fields.scopes = scopes
-  const models = splitList(values.models)
+  const models = splitList(values.models, '--models')
   if (models !== undefined) fields.models = models
   if (values.expires !== undefined) fields.expires_at = expiry(values.expires, now)
   const weight = wholeNumber(values.weight, '--weight', 1)
@@ -250,13 +250,19 @@ function describeStored (key: NamedKeySettings, now: number): string {
   return `${stored} (+${previous.length} old until ${isoTime(until)})`
 }
 
-function splitList (values: string[] | undefined): string[] | undefined {
-  const items = (values ?? []).flatMap(v => v.split(',')).map(v => v.trim()).filter(Boolean)
-  return items.length > 0 ? items : undefined
+/**
+ * A list option's items; undefined when the option is absent. Given with nothing in it (an empty
+ * shell variable) it is refused: read as absent, `--models ""` would give a key every model.
+ */
+function splitList (values: string[] | undefined, option: string): string[] | undefined {
+  if (values === undefined) return undefined
+  const items = values.flatMap(v => v.split(',')).map(v => v.trim()).filter(Boolean)
+  if (items.length === 0) throw new UsageError(`${option} expects a comma-separated list, got ${JSON.stringify(values.join(','))}`)
+  return items
 }
 
 function parseScopes (values: string[] | undefined): KeyScope[] | undefined {
-  const scopes = splitList(values)
+  const scopes = splitList(values, '--scopes')
   if (scopes === undefined) return undefined
   for (const scope of scopes) {
     if (!(SCOPES as readonly string[]).includes(scope)) throw new ConfigError(`unknown scope "${scope}": use ${SCOPES.join(', ')}`)

@@ -170,11 +170,14 @@ test('rotate refuses a grace that is no span, or one past any date the file can 
 
 test('PATCH changes limits and expiry; DELETE revokes at once; rotate gives a new key and keeps the old one for the grace', async (t) => {
   const stack = await keyApiStack(t)
-  const changed = await stack.call('PATCH', '/proxy/keys/app', ADMIN, { limits: { tokens_per_day: null, concurrent: 2 }, expires_at: '2027-01-31' })
+  const changed = await stack.call('PATCH', '/proxy/keys/app', ADMIN, { limits: { tokens_per_day: null, concurrent: 2 }, expires_at: '2027-01-31', 'not-a-field': 1 })
   assert.equal(changed.status, 200)
   const view = await jsonOf(changed)
   assert.deepEqual(view.limits, { concurrent: 2 })
   assert.equal(view.expires_at, '2027-02-01T00:00:00Z')
+  await waitUntil('the change audited', () => stack.logs.entries().some(e => e.msg === 'key changed through the key API'))
+  const audit = stack.logs.entries().filter(e => e.msg === 'key changed through the key API')
+  assert.deepEqual(audit.map(e => [e.key, e.fields]), [['app', ['expires_at', 'limits']]], 'one line naming the key and the fields changed')
 
   const rotated = await stack.call('POST', '/proxy/keys/app/rotate', ADMIN, { grace: '1h' })
   assert.equal(rotated.status, 200)

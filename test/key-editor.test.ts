@@ -271,3 +271,16 @@ test('a folder that cannot exist (a file in its path) is a ConfigNotWritableErro
   symlinkSync(join(blocker, 'config.yaml'), link)
   assert.throws(() => saveConfig({ ...editable, file: link }), (err: unknown) => err instanceof ConfigNotWritableError && err.message.split('\n').length === 1)
 })
+
+test('a file written with CRLF line ends keeps them in every line the editor adds or changes', () => {
+  const crlf = HAND_WRITTEN.replace(/\n/g, '\r\n')
+  const editable = openConfig(handWrittenFile(crlf))
+  addNamedKey(editable, { name: 'windows', scopes: ['generate'], models: ['llama3.2*'], limits: { concurrent: 2 } }, NEW_KEY, NOW)
+  updateNamedKey(editable, 'windows', { limits: { tokens_per_day: 1000 }, caps: { num_ctx: 4096 }, weight: 2 }, NOW)
+  rotateNamedKey(editable, 'windows', `${NEW_KEY}-next`, HOUR, NOW)
+  saveConfig(editable)
+  const written = readFileSync(editable.file, 'utf8')
+  assert.equal(written.split('\r\n').some(line => line.includes('\n')), false, 'no bare LF line end')
+  const key = parseConfig(written, 'x').auth.keys.find(k => k.name === 'windows')
+  assert.deepEqual([key?.limits.concurrent, key?.limits.tokensPerDay, key?.caps.numCtx, key?.weight], [2, 1000, 4096, 2])
+})

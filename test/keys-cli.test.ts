@@ -63,6 +63,10 @@ test('keys: mistakes are one line and a non-zero exit, and the file is untouched
     { name: 'unknown key', args: ['revoke', 'nobody', '--config', file], code: 1, message: /no key named "nobody"/ },
     { name: 'no scopes', args: ['add', 'a', '--config', file], code: 2, message: /--scopes is required/ },
     { name: 'bad limit', args: ['add', 'a', '--scopes', 'generate', '--rpm', 'lots', '--config', file], code: 2, message: /--rpm expects a whole number/ },
+    // An empty shell variable: read as absent, it would give the key every model.
+    { name: 'empty allowlist', args: ['add', 'a', '--scopes', 'generate', '--models', '', '--config', file], code: 2, message: /--models expects a comma-separated list, got ""/ },
+    { name: 'allowlist of commas', args: ['update', 'batch-jobs', '--models', ' , ', '--config', file], code: 2, message: /--models expects a comma-separated list, got " , "/ },
+    { name: 'empty scopes', args: ['update', 'batch-jobs', '--scopes', '', '--config', file], code: 2, message: /--scopes expects a comma-separated list, got ""/ },
     { name: 'unknown option', args: ['add', 'a', '--scope', 'generate', '--config', file], code: 2, message: /Unknown option '--scope'/ },
     { name: 'unknown command', args: ['mint', 'a', '--config', file], code: 2, message: /unknown command "mint"/ }
   ]

@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import authPlugin from '../plugins/auth/auth.js'
 import limitsPlugin from '../plugins/limits/limits.js'
 import usagePlugin from '../plugins/usage/accounting.js'
+import { MAX_LOGGED_MODEL_LENGTH } from '../plugins/observability/access-line.js'
 import requestLogPlugin from '../plugins/observability/request-log.js'
 import { authWith, bareKey, bearer, KEYS, namedKey, TOKENS, xApiKey } from './fixtures/keys.js'
 import { startStack, waitUntil } from './helper.js'
@@ -91,4 +92,23 @@ test('the request line alone: its fields in pino\'s format, one per request howe
   for (const secret of [KEYS.gen, KEYS.app, TOKENS.other, 'query-secret', 'Bearer', 'x-api-key']) {
     assert.ok(!harness.logs.text.includes(secret), `the log holds ${secret.slice(0, 8)}…`)
   }
+})
+
+test('a model name longer than any Ollama accepts is cut in the log line: a client cannot make its line as large as its body', async (t) => {
+  const stack = await startStack(t)
+  const longest = 'm'.repeat(MAX_LOGGED_MODEL_LENGTH)
+  const cases = [
+    { id: 'model-at-most', model: longest, logged: longest },
+    { id: 'model-too-long', model: 'x'.repeat(200_000), logged: `${'x'.repeat(MAX_LOGGED_MODEL_LENGTH)}...` }
+  ]
+  for (const { id, model } of cases) {
+    const response = await fetch(`${stack.url}/api/generate`, { method: 'POST', headers: { ...bearer(TOKENS.generate), 'x-request-id': id }, body: JSON.stringify({ model, prompt: 'hi', stream: false }) })
+    await response.arrayBuffer()
+  }
+  await waitUntil('both request lines', () => cases.every(c => stack.logs.requestLines().some(e => e.reqId === c.id)))
+  for (const { id, logged } of cases) {
+    const line = stack.logs.requestLines().find(e => e.reqId === id)!
+    assert.equal(line.model, logged, id)
+  }
+  assert.ok(stack.logs.text.length < 10_000, `the log holds ${stack.logs.text.length} characters`)
 })

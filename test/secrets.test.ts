@@ -90,7 +90,9 @@ test('the redis password never reaches stdout or stderr of the real process', as
   const secret = `pw-${randomUUID()}`
   const fake = await startFakeOllama()
   t.after(async () => { await fake.close() })
-  const base = { auth: { generate_tokens: [A] }, service: { base_url: fake.url }, server: { host: '127.0.0.1', port: 0 } }
+  // A usage database of its own, never the installation's, which a running proxy may be using.
+  const usage = { database: join(mkdtempSync(join(tmpdir(), 'proxy-usage-')), 'usage.sqlite') }
+  const base = { auth: { generate_tokens: [A] }, service: { base_url: fake.url }, server: { host: '127.0.0.1', port: 0 }, usage }
 
   for (const url of [`redis://user:${secret}@127.0.0.1:port`, `redis:/user:${secret}@127.0.0.1`, `https://user:${secret}@127.0.0.1:6379`]) {
     const refused = await runServer(t, { ...base, redis: { url } }, () => false)

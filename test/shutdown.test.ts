@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,10 +18,14 @@ async function startServer (t: TestContext, extra: Record<string, unknown> = {})
   t.after(async () => { await fake.close() })
   const dir = mkdtempSync(join(tmpdir(), 'proxy-shutdown-'))
   const file = join(dir, 'config.yaml')
+  // A usage database of the test's own: the default is the installation's data/usage.sqlite,
+  // which a proxy started from the same folder (README's set-up) is using.
+  const database = join(dir, 'usage.sqlite')
   writeFileSync(file, stringify({
     auth: { generate_tokens: [TOKENS.generate] },
     service: { base_url: fake.url },
-    server: { host: '127.0.0.1', port: 0, ...extra }
+    server: { host: '127.0.0.1', port: 0, ...extra },
+    usage: { database }
   }))
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.after(() => { child.kill('SIGKILL') })
@@ -36,6 +40,7 @@ async function startServer (t: TestContext, extra: Record<string, unknown> = {})
     child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
     exited.then(() => reject(new Error('server exited: ' + output)), () => {})
   })
+  assert.ok(existsSync(database), 'the server counts into the test\'s own usage database')
   return { child, port, exited, output: () => output }
 }
 

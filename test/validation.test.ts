@@ -129,3 +129,27 @@ test('unknown routes are 404 JSON and a wrong method on a known path is 405 JSON
   assert.equal(put.statusCode, 405)
   assert.equal(harness.reached.length, 0)
 })
+
+test('the proxy\'s own routes answer a wrong method with 405 JSON and Allow, as Ollama\'s do; the admin page\'s paths only while it is on', async (t) => {
+  const stack = await startStack(t)
+  const cases = [
+    { method: 'POST', url: '/proxy/me', allow: 'GET' },
+    { method: 'DELETE', url: '/proxy/keys', allow: 'GET, POST' },
+    { method: 'GET', url: '/proxy/keys/web-app', allow: 'PATCH, DELETE' },
+    { method: 'GET', url: '/proxy/keys/web-app/rotate', allow: 'POST' },
+    { method: 'POST', url: '/proxy/usage', allow: 'GET' },
+    { method: 'HEAD', url: '/healthz', allow: 'GET' },
+    { method: 'PUT', url: '/metrics', allow: 'GET' },
+    { method: 'POST', url: '/proxy/ui/', allow: 'GET' }
+  ] as const
+  for (const { method, url, allow } of cases) {
+    const response = await stack.app.inject({ method, url, headers: gen })
+    assert.equal(response.statusCode, 405, `${method} ${url}: ${response.body}`)
+    assert.equal(response.headers.allow, allow, `${method} ${url}`)
+    if (method !== 'HEAD') assert.match(response.json().error, new RegExp(`^method ${method} not allowed on `))
+  }
+  const off = await startStack(t, { ui: { enabled: false } })
+  const page = await off.app.inject({ method: 'POST', url: '/proxy/ui/' })
+  assert.equal(page.statusCode, 404, 'no admin page: its paths are unknown, whatever the method')
+  assert.equal(stack.fake.requests.length + off.fake.requests.length, 0)
+})

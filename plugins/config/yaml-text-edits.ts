@@ -15,10 +15,12 @@ export type FieldChange = { set: unknown } | { remove: true } | { merge: Map<str
 
 /**
  * The text with the edits applied; they must not overlap (the same edit twice counts once).
- * Insertions at one offset land in the order they are listed.
+ * Insertions at one offset land in the order they are listed. Inserted lines end as the file's
+ * do: a file written with CRLF (Windows editors) gets CRLF lines, not a mix.
  */
 export function applyEdits (text: string, edits: TextEdit[]): string {
-  const distinct = [...new Map(edits.map(edit => [`${edit.start}:${edit.end}:${edit.text}`, edit])).values()]
+  const crlf = text.includes('\r\n')
+  const distinct = [...new Map(edits.map(edit => [`${edit.start}:${edit.end}:${edit.text}`, crlf ? { ...edit, text: edit.text.replace(/\r?\n/g, '\r\n') } : edit])).values()]
   const ordered = distinct.map((edit, index) => ({ ...edit, index })).sort((a, b) => b.start - a.start || b.end - a.end || b.index - a.index)
   let result = text
   let limit = Infinity

@@ -39,6 +39,17 @@ function pathOf (url: string): string {
   return query < 0 ? url : url.slice(0, query)
 }
 
+/**
+ * Characters of a model name the line keeps. Ollama's longest name (host 350, namespace, model and
+ * tag 80 each: types/model/name.go) fits; a longer one is refused by Ollama and is cut here, so a
+ * client cannot make one line as large as its body.
+ */
+export const MAX_LOGGED_MODEL_LENGTH = 1024
+
+function modelText (model: string): string {
+  return model.length <= MAX_LOGGED_MODEL_LENGTH ? text(model) : text(`${model.slice(0, MAX_LOGGED_MODEL_LENGTH)}...`)
+}
+
 function usageText (usage: TokenUsage): string {
   let line = `{"promptTokens":${usage.promptTokens},"completionTokens":${usage.completionTokens}`
   if (usage.estimated === true) line += ',"estimated":true'
@@ -58,7 +69,7 @@ export function accessLine (exchange: Exchange, status: number, ms: number, addr
   let line = `{"level":30,"time":"${time.now()}"${bindings},"reqId":"${request.id}","method":"${request.method}","route":${route === undefined ? 'null' : `"${route.path}"`},"path":${text(pathOf(request.url))},"status":${status},"ms":${round(ms)}`
   if (address !== undefined) line += `,"remoteAddress":${text(address)}`
   if (key !== undefined) line += `,"key":"${key.name}","keyKind":"${key.kind}"`
-  if (exchange.model !== undefined) line += `,"model":${text(exchange.model)}`
+  if (exchange.model !== undefined) line += `,"model":${modelText(exchange.model)}`
   if (exchange.usage !== undefined) line += `,"usage":${usageText(exchange.usage)}`
   if (exchange.queueMs !== undefined) line += `,"queueMs":${round(exchange.queueMs)}`
   if (upstream !== undefined) {
