@@ -8,7 +8,7 @@ import configPlugin from '../plugins/config/config.js'
 import type { ProxyConfig } from '../plugins/config/config-loader.js'
 import reloadPlugin from '../plugins/config/reload.js'
 import exchangePlugin from '../plugins/http/exchange.js'
-import errorsPlugin, { answerFrameworkError, formatSchemaErrors } from '../plugins/http/errors.js'
+import errorsPlugin, { answerFrameworkError, answerMalformedRequest, formatSchemaErrors } from '../plugins/http/errors.js'
 import corsPlugin from '../plugins/http/cors.js'
 import admissionPlugin from '../plugins/http/admission.js'
 import authPlugin from '../plugins/auth/auth.js'
@@ -121,6 +121,8 @@ export function serverOptions (config: ProxyConfig, logger: Logger): FastifyHttp
     ajv: { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false } },
     schemaErrorFormatter: formatSchemaErrors as never,
     // A path Fastify refuses before routing it: a JSON error in dialect and a log line, as every error.
-    frameworkErrors: answerFrameworkError as never
+    frameworkErrors: answerFrameworkError as never,
+    // A request Node's parser refuses: a JSON error saying what, and a log line.
+    clientErrorHandler: answerMalformedRequest as never
   }
 }

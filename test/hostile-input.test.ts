@@ -103,6 +103,15 @@ test('header abuse: oversized headers 431, CR/LF 400, many headers and a huge ke
   assert.equal(statusOf(crlf), 400)
   const nul = await rawExchange(stack.url, 'GET /api/tags HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0000b\r\n\r\n')
   assert.equal(statusOf(nul), 400)
+  // What the parser refused is said in a JSON error, and each gets one log line with its code.
+  const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: string }
+  assert.deepEqual(bodyOf(oversized), { error: 'request headers are larger than 16 KiB' })
+  assert.match(bodyOf(crlf).error, /^malformed HTTP request \(HPE_[A-Z_]+\)$/)
+  assert.match(bodyOf(nul).error, /^malformed HTTP request \(HPE_[A-Z_]+\)$/)
+  await waitUntil('a log line per malformed request', () => stack.logs.entries().filter(e => e.msg === 'malformed request').length === 3)
+  const malformed = stack.logs.entries().filter(e => e.msg === 'malformed request')
+  assert.deepEqual(malformed.map(e => e.status), [431, 400, 400])
+  assert.ok(malformed.every(e => typeof e.error === 'string' && e.remoteAddress === '127.0.0.1'))
   const bigKey = 'q'.repeat(8000)
   const response = await fetch(`${stack.url}/api/tags`, { headers: { ...bearer(bigKey), 'x-request-id': 'big-key' } })
   assert.equal(response.status, 401)

@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
+import type { Logger } from 'pino'
 import { ProxyError, sendError } from './error-shapes.js'
 import { openExchange } from './exchange.js'
 
@@ -42,6 +44,35 @@ export function answerFrameworkError (error: FastifyError, request: FastifyReque
   const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
   sendError(request, reply, status, status === 414 ? 'a segment of the path is longer than 100 characters' : 'the path is not valid percent-encoding')
 }
+
+/** Node's client errors (its HTTP parser's codes) that have their own status and wording. */
+const MALFORMED_REQUESTS: Record<string, { status: number, message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'the request did not arrive within server.headers_timeout' },
+  HPE_HEADER_OVERFLOW: { status: 431, message: 'request headers are larger than 16 KiB' }
+}
+
+/**
+ * Fastify's `clientErrorHandler` (serverOptions in src/app.ts): a request Node's HTTP parser
+ * refuses (a bad request line or header, conflicting lengths, headers too large or too slow) is
+ * answered with a JSON error saying what was wrong (Ollama's `{"error"}` shape: no path was read
+ * to choose a dialect) and gets one log line with the parser's code and the client's address.
+ * The request's bytes are never logged: they may hold a key. A reset connection gets neither.
+ */
+export function answerMalformedRequest (this: { log: Logger }, error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const code = error.code ?? 'unknown'
+  const known = MALFORMED_REQUESTS[code]
+  const status = known?.status ?? 400
+  const message = known?.message ?? `malformed HTTP request (${code})`
+  this.log.info({ status, error: code, remoteAddress: socket.remoteAddress }, 'malformed request')
+  if (socket.writable) {
+    const body = JSON.stringify({ error: message })
+    socket.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
 
 export default fp(async function errorsPlugin (fastify) {
   fastify.setErrorHandler(function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
