@@ -114,6 +114,8 @@ export function serverOptions (config: ProxyConfig, logger: Logger): FastifyHttp
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     http: {
+      // A request without Host is refused by the admission stage instead: a JSON error and a log line.
+      requireHostHeader: false,
       headersTimeout: config.server.headersTimeoutMs,
       connectionsCheckingInterval: Math.min(config.server.headersTimeoutMs, 5_000)
     } as FastifyHttpOptions<Server>['http'],

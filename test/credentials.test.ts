@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { promisify } from 'node:util'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -51,6 +52,13 @@ test('which presented key counts: unit table over presentedTokens and identify',
   }
   assert.deepEqual(presentedTokens({ authorization: 'Bearer a', 'x-api-key': 'a' }), ['a'])
   assert.deepEqual(presentedTokens({ ...basic('secret', 'user'), 'x-api-key': 'b' }), ['secret', 'b'])
+  // Node keeps the first of two Authorization headers; the raw headers show both.
+  const twoHeaders = ['Host', 'x', 'Authorization', `Bearer ${TOKENS.generate}`, 'authorization', `Bearer ${TOKENS.model}`]
+  assert.deepEqual(presentedTokens(bearer(TOKENS.generate), twoHeaders), [TOKENS.generate, TOKENS.model])
+  assert.equal((identify(ring, bearer(TOKENS.generate), undefined, twoHeaders) as { error?: string }).error, 'ambiguous')
+  const sameTwice = ['Authorization', `Bearer ${TOKENS.generate}`, 'AUTHORIZATION', TOKENS.generate]
+  assert.ok('key' in identify(ring, bearer(TOKENS.generate), undefined, sameTwice), 'the same key twice is that key')
+  assert.deepEqual(presentedTokens(bearer(TOKENS.generate), ['Authorization', `Bearer ${TOKENS.generate}`]), [TOKENS.generate])
 })
 
 test('every way of presenting a key, through the proxy; no credential header reaches Ollama', async (t) => {
@@ -77,6 +85,21 @@ test('every way of presenting a key, through the proxy; no credential header rea
       assert.equal(upstream.headers[header], undefined, `${name}: ${header} is not forwarded`)
     }
   }
+
+  // Two Authorization headers (headers given as a flat list are sent as they are).
+  const twoHeaders = async (values: string[]) => await new Promise<{ status: number, body: string }>((resolve, reject) => {
+    const request = httpRequest(`${stack.url}/api/tags`, { headers: ['Host', 'proxy', ...values.flatMap(value => ['Authorization', value])] }, response => {
+      let body = ''
+      response.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => { resolve({ status: response.statusCode!, body }) })
+    })
+    request.on('error', reject).end()
+  })
+  const before = stack.fake.requests.length
+  const different = await twoHeaders([`Bearer ${TOKENS.generate}`, `Bearer ${TOKENS.model}`])
+  assert.equal(different.status, 400, different.body)
+  assert.match(different.body, /two different API keys .*two Authorization headers/)
+  assert.equal(stack.fake.requests.length, before, 'never reaches Ollama')
+  assert.equal((await twoHeaders([`Bearer ${TOKENS.generate}`, `Bearer ${TOKENS.generate}`])).status, 200, 'the same key twice is that key')
 })
 
 const run = promisify(execFile)

@@ -112,6 +112,12 @@ test('header abuse: oversized headers 431, CR/LF 400, many headers and a huge ke
   const malformed = stack.logs.entries().filter(e => e.msg === 'malformed request')
   assert.deepEqual(malformed.map(e => e.status), [431, 400, 400])
   assert.ok(malformed.every(e => typeof e.error === 'string' && e.remoteAddress === '127.0.0.1'))
+  // No Host in HTTP/1.1: a JSON error and a request line too (HTTP/1.0 needs none).
+  const hostless = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\n${bearerLine(TOKENS.generate)}\r\nX-Request-Id: no-host\r\n\r\n`)
+  assert.equal(statusOf(hostless), 400)
+  assert.deepEqual(bodyOf(hostless), { error: 'the request has no Host header, which HTTP/1.1 requires' })
+  await waitUntil('the request line', () => stack.logs.requestLines().some(e => e.reqId === 'no-host' && e.status === 400))
+  assert.equal(statusOf(await rawExchange(stack.url, `GET /api/tags HTTP/1.0\r\n${bearerLine(TOKENS.generate)}\r\n\r\n`)), 200)
   const bigKey = 'q'.repeat(8000)
   const response = await fetch(`${stack.url}/api/tags`, { headers: { ...bearer(bigKey), 'x-request-id': 'big-key' } })
   assert.equal(response.status, 401)

@@ -29,7 +29,7 @@ const EXPIRY_CHECK_MS = 60 * 60 * 1000
 const CREDENTIAL_ERRORS: Record<Exclude<Extract<Identification, { error: string }>['error'], 'expired'>, string> = {
   missing: 'missing API key: send "Authorization: Bearer <key>"',
   invalid: 'invalid API key',
-  ambiguous: 'two different API keys were sent (Authorization and x-api-key): send one'
+  ambiguous: 'two different API keys were sent (in Authorization and x-api-key, or in two Authorization headers): send one'
 }
 
 declare module 'fastify' {
@@ -71,7 +71,7 @@ export default fp(async function authPlugin (fastify) {
       done()
       return
     }
-    const identified = identify(this.keyRing, request.headers)
+    const identified = identify(this.keyRing, request.headers, undefined, request.raw.rawHeaders)
     if ('error' in identified) {
       const message = identified.error === 'expired' ? `this key expired at ${new Date(identified.expiredAt).toISOString()}` : CREDENTIAL_ERRORS[identified.error]
       sendError(request, reply, identified.error === 'ambiguous' ? 400 : 401, message)

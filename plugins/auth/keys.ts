@@ -191,23 +191,40 @@ const SCHEME = /^(bearer|basic)\s+/i
  * in any case of Bearer, the seed's bare `<key>`, or HTTP Basic with the key as the password, or
  * as the user name when the password is empty: `curl -u key:`) and from `x-api-key`. Clients may
  * send two (Claude Code: Ollama's placeholder `ollama` as Bearer, the real key as x-api-key);
- * {@link identify} decides which one counts.
+ * {@link identify} decides which one counts. Node keeps only the first of several Authorization
+ * headers; with `rawHeaders` (the request's, as Node read them) every one counts, so two
+ * different keys are refused as ambiguous rather than one of them picked silently.
  */
-export function presentedTokens (headers: IncomingHttpHeaders): string[] {
+export function presentedTokens (headers: IncomingHttpHeaders, rawHeaders?: readonly string[]): string[] {
   const tokens: string[] = []
   const add = (value: string | undefined) => {
     const token = value?.trim()
     if (token !== undefined && token !== '' && !tokens.includes(token)) tokens.push(token)
   }
-  const authorization = headers.authorization
-  if (authorization !== undefined) {
+  const addAuthorization = (authorization: string) => {
     const scheme = SCHEME.exec(authorization)?.[1]?.toLowerCase()
     const credentials = scheme === undefined ? authorization : authorization.slice(SCHEME.exec(authorization)![0].length)
     add(scheme === 'basic' ? basicKey(credentials) : credentials)
   }
+  const repeated = rawHeaders === undefined ? undefined : repeatedAuthorization(rawHeaders)
+  if (repeated !== undefined) for (const authorization of repeated) addAuthorization(authorization)
+  else if (headers.authorization !== undefined) addAuthorization(headers.authorization)
   const apiKey = headers['x-api-key']
   add(Array.isArray(apiKey) ? apiKey[0] : apiKey)
   return tokens
+}
+
+/** Every Authorization header's value when there are several, else undefined (no array made). */
+function repeatedAuthorization (rawHeaders: readonly string[]): string[] | undefined {
+  let values: string[] | undefined
+  let first: string | undefined
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue
+    if (first === undefined) first = rawHeaders[i + 1]
+    else (values ??= [first]).push(rawHeaders[i + 1])
+  }
+  return values
 }
 
 /** The key inside HTTP Basic credentials (RFC 7617): the password, else the user name. */
@@ -229,10 +246,10 @@ export type Identification =
  * Which key a request carries at `now` (ms; the ring's clock unless given): the one presented
  * token that is a valid key. 'missing' when no token was sent, 'ambiguous' when two different
  * valid keys were, 'expired' when none is valid but one is a key past its expiresAt, 'invalid'
- * otherwise (a previous secret past its grace included).
+ * otherwise (a previous secret past its grace included). `rawHeaders`: see {@link presentedTokens}.
  */
-export function identify (ring: KeyRing, headers: IncomingHttpHeaders, now = ring.clock()): Identification {
-  const tokens = presentedTokens(headers)
+export function identify (ring: KeyRing, headers: IncomingHttpHeaders, now = ring.clock(), rawHeaders?: readonly string[]): Identification {
+  const tokens = presentedTokens(headers, rawHeaders)
   if (tokens.length === 0) return { error: 'missing' }
   let found: ApiKey | undefined
   let expired: ApiKey | undefined

@@ -78,6 +78,13 @@ export default fp(async function admissionPlugin (fastify) {
       sendError(request, reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`)
       return
     }
+    // HTTP/1.1 requires Host (RFC 9112, 3.2); Node's own refusal (requireHostHeader, turned off in
+    // src/app.ts) is an empty 400 that no hook sees, so no log line.
+    if (request.raw.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      reply.header('connection', 'close')
+      sendError(request, reply, 400, 'the request has no Host header, which HTTP/1.1 requires')
+      return
+    }
     done()
   })
 
