@@ -19,6 +19,16 @@ function rejects (text: string, pattern: RegExp): void {
   })
 }
 
+test('a config error is one line, whatever a value brings in: a newline in a model name is written escaped', () => {
+  const text = 'auth:\n  keys:\n    - name: web\n      key: "sha256:' + '0'.repeat(64) + '"\n      scopes: [generate]\n      models: ["llama\\nmistral"]\n'
+  assert.throws(() => parseConfig(text, 'c.yaml'), (err: unknown) => {
+    assert.ok(err instanceof ConfigError)
+    assert.ok(!err.message.includes('\n'), err.message)
+    assert.match(err.message, /^c\.yaml: auth\.keys\.0\.models\.0: .*llama\\nmistral/)
+    return true
+  })
+})
+
 test('the seed config shape loads with documented defaults', () => {
   const config = parseConfig(good, 'c.yaml')
   assert.deepEqual(config.auth.generateTokens, ['generate-secret-0123456789'])

@@ -190,6 +190,7 @@ test('keys: bad options exit 2 with the usage; refused changes exit 1 with the l
   }
   const refused: Array<[string[], RegExp]> = [
     [['add', 'x', '--scopes', 'generate', '--models', 'Llama 3.2'], /config\.yaml: auth\.keys\.1\.models\.0: allowlist entry "Llama 3\.2" is not a model name Ollama accepts$/],
+    [['add', 'x', '--scopes', 'generate', '--models', 'llama\nmistral'], /auth\.keys\.1\.models\.0: allowlist entry "llama\\nmistral" is not a model name/],
     [['add', 'x', '--scopes', 'generate', '--expires', '2027-01-09'], /auth\.keys\.1\.expires_at: 2027-01-09 is in the past/],
     [['update', 'batch-jobs', '--models', 'a:b:c:d'], /auth\.keys\.0\.models\.0: allowlist entry "a:b:c:d"/],
     [['rotate', 'nobody'], /no key named "nobody"/]

@@ -9,8 +9,9 @@ export class ConfigError extends Error {
   readonly file: string | undefined
   readonly field: string | undefined
 
+  /** `message` is kept on one line: control characters a value brought in (a newline in a model name) are written escaped. */
   constructor (message: string, where: { file?: string, field?: string } = {}) {
-    super(message)
+    super(oneLine(message))
     this.file = where.file
     this.field = where.field
   }
@@ -38,4 +39,11 @@ export class ConfigNotWritableError extends ConfigError {
     this.path = path
     this.code = code
   }
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/g
+
+function oneLine (text: string): string {
+  return text.replace(CONTROL_CHARACTERS, character => JSON.stringify(character).slice(1, -1))
 }
