@@ -3,6 +3,7 @@ import type { ApiKey } from '../plugins/auth/keys.js'
 import { isoTime } from '../plugins/config/iso-times.js'
 import { sendError } from '../plugins/http/error-shapes.js'
 import type { Exchange } from '../plugins/http/exchange.js'
+import { shownModelName } from '../plugins/observability/access-line.js'
 import { capsView, limitsView } from './key-view.js'
 import { proxyRoutes } from './route-table.js'
 
@@ -42,7 +43,7 @@ function inFlight (exchange: Exchange, now: number): Record<string, unknown> {
     id: exchange.request.id,
     key: exchange.key?.name ?? null,
     route: exchange.route?.path ?? null,
-    model: exchange.model ?? null,
+    model: exchange.model === undefined ? null : shownModelName(exchange.model),
     host: exchange.upstream?.host ?? null,
     waiting: exchange.upstream === undefined,
     elapsed_ms: Math.round(now - exchange.startedAt)

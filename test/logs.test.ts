@@ -112,3 +112,20 @@ test('a model name longer than any Ollama accepts is cut in the log line: a clie
   }
   assert.ok(stack.logs.text.length < 10_000, `the log holds ${stack.logs.text.length} characters`)
 })
+
+test('the admin view of requests in flight cuts a long model name as the log line does', async (t) => {
+  const stack = await startStack(t, { auth: { keys: [{ name: 'ops', key: KEYS.admin, scopes: ['keys:admin'] }, { name: 'app', key: KEYS.app, scopes: ['generate'] }] } })
+  const holder = new AbortController()
+  const model = 'x'.repeat(200_000)
+  const held = fetch(`${stack.url}/api/generate`, {
+    method: 'POST',
+    signal: holder.signal,
+    headers: bearer(KEYS.app),
+    body: JSON.stringify({ model, prompt: 'hi', stream: false, fake: { first_byte_delay_ms: 60_000 } })
+  }).catch(() => undefined)
+  t.after(async () => { holder.abort(); await held })
+  await waitUntil('the request in flight', () => stack.fake.requests.some(r => r.path === '/api/generate'))
+  const status = await (await fetch(`${stack.url}/proxy/status`, { headers: bearer(KEYS.admin) })).json() as { requests: Array<{ key: string, model: string }> }
+  const shown = status.requests.find(r => r.key === 'app')
+  assert.equal(shown?.model, `${'x'.repeat(MAX_LOGGED_MODEL_LENGTH)}...`)
+})

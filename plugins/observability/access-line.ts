@@ -46,8 +46,13 @@ function pathOf (url: string): string {
  */
 export const MAX_LOGGED_MODEL_LENGTH = 1024
 
+/** `model` as logs and the admin page show it: cut after MAX_LOGGED_MODEL_LENGTH characters, marked by `...`. */
+export function shownModelName (model: string): string {
+  return model.length <= MAX_LOGGED_MODEL_LENGTH ? model : `${model.slice(0, MAX_LOGGED_MODEL_LENGTH)}...`
+}
+
 function modelText (model: string): string {
-  return model.length <= MAX_LOGGED_MODEL_LENGTH ? text(model) : text(`${model.slice(0, MAX_LOGGED_MODEL_LENGTH)}...`)
+  return text(shownModelName(model))
 }
 
 function usageText (usage: TokenUsage): string {
