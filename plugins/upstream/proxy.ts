@@ -59,7 +59,7 @@ function answerFromHealth (pool: UpstreamPool, request: FastifyRequest, reply: F
 
 /**
  * One exchange's way to its host(s), and what it tried for a retry elsewhere. It is also the
- * exchange's forward handlers (forward.ts ForwardOptions): a failed connection comes back to
+ * exchange's forward handlers (ForwardOptions, declared with the exchange): a failed connection comes back to
  * onConnectError, with no closure per request.
  */
 class Plan implements ForwardOptions {
