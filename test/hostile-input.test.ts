@@ -183,3 +183,14 @@ test('a CONNECT request and an expectation other than 100-continue get a JSON er
   assert.deepEqual(lines.map(e => [e.msg, e.status]), [['malformed request', 405], ['request', 417]])
   assert.ok(!stack.logs.text.includes(TOKENS.generate), 'the key is never logged')
 })
+
+test('an absolute-form request target (RFC 9112, 3.2.2) is routed by its path; user:password in it never reaches the log line', async (t) => {
+  const stack = await startStack(t)
+  const target = `http://${TOKENS.generate}:${TOKENS.model}@x/api/tags`
+  const answer = await rawExchange(stack.url, `GET ${target} HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nConnection: close\r\n\r\n`)
+  assert.equal(statusOf(answer), 200)
+  assert.equal(stack.fake.last('/api/tags')?.path, '/api/tags', 'Ollama gets the path alone')
+  await waitUntil('the request\'s log line', () => stack.logs.requestLines().length === 1)
+  assert.equal(stack.logs.requestLines()[0].path, 'http://x/api/tags')
+  assert.ok(!stack.logs.text.includes(TOKENS.generate) && !stack.logs.text.includes(TOKENS.model), 'no key in the log')
+})
