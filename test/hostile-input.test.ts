@@ -194,3 +194,15 @@ test('an absolute-form request target (RFC 9112, 3.2.2) is routed by its path; u
   assert.equal(stack.logs.requestLines()[0].path, 'http://x/api/tags')
   assert.ok(!stack.logs.text.includes(TOKENS.generate) && !stack.logs.text.includes(TOKENS.model), 'no key in the log')
 })
+
+test('two Host header lines are refused with 400 and a log line (RFC 9112, 3.2): a front and the proxy could read different hosts', async (t) => {
+  const stack = await startStack(t)
+  for (const hosts of [['a', 'b'], ['a', 'a']]) {
+    const answer = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\n${hosts.map(h => `Host: ${h}\r\n`).join('')}${bearerLine(TOKENS.generate)}\r\n\r\n`)
+    assert.equal(statusOf(answer), 400, answer)
+    assert.deepEqual(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), { error: 'the request has more than one Host header; send one' })
+  }
+  assert.equal(stack.fake.count('/api/tags'), 0)
+  await waitUntil('a log line each', () => stack.logs.requestLines().length === 2)
+  assert.deepEqual(stack.logs.requestLines().map(e => e.status), [400, 400])
+})

@@ -43,6 +43,13 @@ function limitDrain (request: FastifyRequest, timeoutMs: number): void {
   raw.once('end', () => { clearTimeout(timer) })
 }
 
+/** How many Host header lines `rawHeaders` (name, value, name, value, ...) holds. */
+function hostLines (rawHeaders: string[]): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') count++
+  return count
+}
+
 /**
  * Stage 1, admission: nothing is spent before a request is admitted. Fastify's root parsers are
  * removed (a route without its own parser never reads a body), unknown paths are answered 404 in
@@ -90,6 +97,12 @@ export default fp(async function admissionPlugin (fastify) {
     if (request.raw.headers.host === undefined && request.raw.httpVersion === '1.1') {
       reply.header('connection', 'close')
       sendError(request, reply, 400, 'the request has no Host header, which HTTP/1.1 requires')
+      return
+    }
+    // And exactly one (the same section); Node keeps the first silently, a front may read the last.
+    if (hostLines(request.raw.rawHeaders) > 1) {
+      reply.header('connection', 'close')
+      sendError(request, reply, 400, 'the request has more than one Host header; send one')
       return
     }
     done()
