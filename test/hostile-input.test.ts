@@ -163,3 +163,46 @@ test('a client that dribbles its headers is cut off after headers_timeout; slow 
   })
   assert.equal(slowBody, 200, 'a body sent slowly over 2.5 s is still served')
 })
+
+test('a CONNECT request and an expectation other than 100-continue get a JSON error and one log line each, never a silent close or a bare answer', async (t) => {
+  const stack = await startStack(t)
+  const tunnel = await rawExchange(stack.url, `CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n${bearerLine(TOKENS.generate)}\r\n\r\n`)
+  assert.equal(statusOf(tunnel), 405, tunnel)
+  assert.match(tunnel, /content-type: application\/json/i)
+  assert.deepEqual(JSON.parse(tunnel.slice(tunnel.indexOf('\r\n\r\n') + 4)), { error: 'the proxy opens no tunnels (CONNECT)' })
+
+  const body = JSON.stringify({ model: 'llama3.2', prompt: 'x', stream: false })
+  const expectation = await rawExchange(stack.url, `POST /api/generate HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nExpect: 200-ok\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+  assert.equal(statusOf(expectation), 417, expectation)
+  assert.match(expectation, /content-type: application\/json/i)
+  assert.match(expectation.slice(expectation.indexOf('\r\n\r\n') + 4), /"error":"Expect: only 100-continue is supported"/)
+  assert.equal(stack.fake.count('/api/generate'), 0, 'Ollama never sees it')
+
+  await waitUntil('a log line for each', () => stack.logs.entries().filter(e => e.status === 405 || e.status === 417).length === 2)
+  const lines = stack.logs.entries().filter(e => e.status === 405 || e.status === 417)
+  assert.deepEqual(lines.map(e => [e.msg, e.status]), [['malformed request', 405], ['request', 417]])
+  assert.ok(!stack.logs.text.includes(TOKENS.generate), 'the key is never logged')
+})
+
+test('an absolute-form request target (RFC 9112, 3.2.2) is routed by its path; user:password in it never reaches the log line', async (t) => {
+  const stack = await startStack(t)
+  const target = `http://${TOKENS.generate}:${TOKENS.model}@x/api/tags`
+  const answer = await rawExchange(stack.url, `GET ${target} HTTP/1.1\r\nHost: x\r\n${bearerLine(TOKENS.generate)}\r\nConnection: close\r\n\r\n`)
+  assert.equal(statusOf(answer), 200)
+  assert.equal(stack.fake.last('/api/tags')?.path, '/api/tags', 'Ollama gets the path alone')
+  await waitUntil('the request\'s log line', () => stack.logs.requestLines().length === 1)
+  assert.equal(stack.logs.requestLines()[0].path, 'http://x/api/tags')
+  assert.ok(!stack.logs.text.includes(TOKENS.generate) && !stack.logs.text.includes(TOKENS.model), 'no key in the log')
+})
+
+test('two Host header lines are refused with 400 and a log line (RFC 9112, 3.2): a front and the proxy could read different hosts', async (t) => {
+  const stack = await startStack(t)
+  for (const hosts of [['a', 'b'], ['a', 'a']]) {
+    const answer = await rawExchange(stack.url, `GET /api/tags HTTP/1.1\r\n${hosts.map(h => `Host: ${h}\r\n`).join('')}${bearerLine(TOKENS.generate)}\r\n\r\n`)
+    assert.equal(statusOf(answer), 400, answer)
+    assert.deepEqual(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), { error: 'the request has more than one Host header; send one' })
+  }
+  assert.equal(stack.fake.count('/api/tags'), 0)
+  await waitUntil('a log line each', () => stack.logs.requestLines().length === 2)
+  assert.deepEqual(stack.logs.requestLines().map(e => e.status), [400, 400])
+})

@@ -115,3 +115,12 @@ test('usage database: a read-only folder or a read-only file is refused, naming 
   assert.equal(openElsewhere(readOnlyFile), `${readOnlyFile}: cannot write the usage database: permission denied`)
   assert.deepEqual(fingerprint(readOnlyFile), before)
 })
+
+test('usage database: a second proxy on the same file is refused while the first has it open (it would overwrite its counts); free again once closed', async (t) => {
+  const file = join(tempFolder(t), 'usage.sqlite')
+  const first = open(file)
+  refuses(() => open(file), `${file}: another proxy is using this usage database (each replica needs a database of its own)`)
+  await first.close()
+  const second = open(file)
+  await second.close()
+})

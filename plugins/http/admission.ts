@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BUSY_RETRY_AFTER_SECONDS, ByteBudget } from './body-reader.js'
 import { sendError } from './error-shapes.js'
+import { answerTunnelRequest } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,6 +43,13 @@ function limitDrain (request: FastifyRequest, timeoutMs: number): void {
   raw.once('end', () => { clearTimeout(timer) })
 }
 
+/** How many Host header lines `rawHeaders` (name, value, name, value, ...) holds. */
+function hostLines (rawHeaders: string[]): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') count++
+  return count
+}
+
 /**
  * Stage 1, admission: nothing is spent before a request is admitted. Fastify's root parsers are
  * removed (a route without its own parser never reads a body), unknown paths are answered 404 in
@@ -78,11 +86,23 @@ export default fp(async function admissionPlugin (fastify) {
       sendError(request, reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`)
       return
     }
+    const expectation = request.headers.expect
+    if (expectation !== undefined && expectation.toLowerCase() !== '100-continue') {
+      reply.header('connection', 'close')
+      sendError(request, reply, 417, 'Expect: only 100-continue is supported')
+      return
+    }
     // HTTP/1.1 requires Host (RFC 9112, 3.2); Node's own refusal (requireHostHeader, turned off in
     // src/app.ts) is an empty 400 that no hook sees, so no log line.
     if (request.raw.headers.host === undefined && request.raw.httpVersion === '1.1') {
       reply.header('connection', 'close')
       sendError(request, reply, 400, 'the request has no Host header, which HTTP/1.1 requires')
+      return
+    }
+    // And exactly one (the same section); Node keeps the first silently, a front may read the last.
+    if (hostLines(request.raw.rawHeaders) > 1) {
+      reply.header('connection', 'close')
+      sendError(request, reply, 400, 'the request has more than one Host header; send one')
       return
     }
     done()
@@ -92,6 +112,10 @@ export default fp(async function admissionPlugin (fastify) {
   // checked. Here the request goes through the hooks first; the invitation is sent only once the
   // request is admitted and its body is about to be read (preParsing).
   fastify.server.on('checkContinue', (request, response) => { fastify.server.emit('request', request, response) })
+  // Node answers any other expectation with a bare 417 that no hook sees, and closes a CONNECT
+  // without a word: both get a JSON answer and a log line instead (the 417 in the hook above).
+  fastify.server.on('checkExpectation', (request, response) => { fastify.server.emit('request', request, response) })
+  fastify.server.on('connect', (_request, socket: Socket) => { answerTunnelRequest(fastify.log, socket) })
   fastify.addHook('preParsing', function inviteBody (request, reply, payload, done) {
     if (request.headers.expect?.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue()
     done(null, payload)

@@ -64,7 +64,21 @@ export function answerMalformedRequest (this: { log: Logger }, error: Error & { 
   const known = MALFORMED_REQUESTS[code]
   const status = known?.status ?? 400
   const message = known?.message ?? `malformed HTTP request (${code})`
-  this.log.info({ status, error: code, remoteAddress: socket.remoteAddress }, 'malformed request')
+  answerOnSocket(this.log, socket, status, code, message)
+}
+
+/**
+ * Node's server 'connect' event: a CONNECT request asks for a tunnel, which no route of the proxy
+ * gives. Without a listener Node closes the connection without a word and nothing is logged; here
+ * it is answered 405 in JSON with a 'malformed request' log line (`error: "CONNECT"`), and closed.
+ */
+export function answerTunnelRequest (log: Pick<Logger, 'info'>, socket: Socket): void {
+  answerOnSocket(log, socket, 405, 'CONNECT', 'the proxy opens no tunnels (CONNECT)')
+}
+
+/** One log line, a JSON error answer written straight to the socket (no request object exists), then the socket closed. */
+function answerOnSocket (log: Pick<Logger, 'info'>, socket: Socket, status: number, code: string, message: string): void {
+  log.info({ status, error: code, remoteAddress: socket.remoteAddress }, 'malformed request')
   if (socket.writable) {
     const body = JSON.stringify({ error: message })
     socket.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
@@ -72,7 +86,7 @@ export function answerMalformedRequest (this: { log: Logger }, error: Error & { 
   socket.destroy()
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
 
 export default fp(async function errorsPlugin (fastify) {
   fastify.setErrorHandler(function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {

@@ -34,9 +34,11 @@ export class LineTime {
 const text = JSON.stringify
 
 // The query string stays out of the log: it is the one place a careless client puts a secret.
+// So does the user:password of an absolute-form target (`GET http://user:key@host/api/tags`).
 function pathOf (url: string): string {
   const query = url.indexOf('?')
-  return query < 0 ? url : url.slice(0, query)
+  const path = query < 0 ? url : url.slice(0, query)
+  return path.startsWith('/') ? path : path.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1')
 }
 
 /**

@@ -97,6 +97,14 @@ export class RedisLink {
     return !this.closing && this.client.status === 'ready' && Date.now() >= this.retryAt
   }
 
+  /**
+   * True while a command can be sent at all, cooling down or not: for a command that must follow
+   * the ones already sent (Redis runs a connection's commands in order, a hung one when it goes on).
+   */
+  connected (): boolean {
+    return !this.closing && this.client.status === 'ready'
+  }
+
   /** True from a failure until Redis answers again. */
   get down (): boolean {
     return this.isDown

@@ -125,6 +125,8 @@ export class RedisLeases implements SlotLedger {
         return taken === 1 ? this.hold(resource, id) : null
       } catch (err) {
         this.link.failed(err)
+        // A hung server still runs the script when it goes on: that lease must not outlive this call.
+        this.remove(resource, id)
       }
     }
     return this.local.count(resource) >= limit ? null : this.hold(resource, id)
@@ -155,14 +157,22 @@ export class RedisLeases implements SlotLedger {
         released = true
         this.held.delete(id)
         this.local.drop(resource)
-        if (this.link.usable()) {
-          this.client.eval(RELEASE_LUA, 1, this.setKey(resource), id, this.channel, resource).then(() => this.link.succeeded(), (err: unknown) => this.link.failed(err))
-        }
+        this.remove(resource, id)
         return true
       }
     }
     this.held.set(id, lease)
     return lease
+  }
+
+  /**
+   * Removes a lease from Redis and tells the replicas. Sent even while cooling down after a
+   * failure: queued behind a take or renewal of the same lease on a hung server, it runs after
+   * them, so no lease outlives its release by the TTL once Redis answers again.
+   */
+  private remove (resource: string, id: string): void {
+    if (!this.link.connected()) return
+    this.client.eval(RELEASE_LUA, 1, this.setKey(resource), id, this.channel, resource).then(() => this.link.succeeded(), (err: unknown) => this.link.failed(err))
   }
 
   /** Pushes every held lease's expiry forward, registering again those Redis lost. */

@@ -92,6 +92,8 @@ export interface NameTables {
 /** An open usage database: the connection, this database's replica id and its name tables. */
 export interface OpenedDatabase {
   db: Database.Database
+  /** The lock held while a proxy writes the database (see lockDatabase); none for a reader. */
+  lock?: Database.Database
   file: string
   replicaId: string
   names: NameTables
@@ -120,12 +122,40 @@ export function openDatabase (file: string, { readOnly = false } = {}): OpenedDa
     throw new UsageStoreError(`${file}: cannot open the usage database: ${reasonOf(err)}`)
   }
   try {
-    return prepare(db, file, readOnly)
+    const opened = prepare(db, file, readOnly)
+    return readOnly ? opened : { ...opened, lock: lockDatabase(file) }
   } catch (err) {
     db.close()
     if (err instanceof UsageStoreError) throw err
     throw new UsageStoreError(`${file}: cannot use the usage database: ${reasonOf(err)}`)
   }
+}
+
+/**
+ * Takes an exclusive SQLite lock on `<file>-lock`, held until the returned connection closes: two
+ * proxies writing one database would overwrite each other's counts (each writes its totals
+ * whole). The operating system drops the lock with the process, however it ends. Throws
+ * UsageStoreError when another process (or another store of this one) holds it.
+ */
+function lockDatabase (file: string): Database.Database {
+  let lock: Database.Database | undefined
+  try {
+    lock = new Database(`${file}-lock`)
+    lock.pragma('locking_mode = EXCLUSIVE')
+    lock.pragma('busy_timeout = 0')
+    lock.exec('BEGIN EXCLUSIVE; COMMIT')
+    return lock
+  } catch (err) {
+    lock?.close()
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new UsageStoreError(`${file}: another proxy is using this usage database (each replica needs a database of its own)`)
+    throw new UsageStoreError(`${file}-lock: cannot lock the usage database: ${reasonOf(err)}`)
+  }
+}
+
+/** Closes a database opened by openDatabase, and then its lock. */
+export function closeDatabase (opened: OpenedDatabase): void {
+  opened.db.close()
+  opened.lock?.close()
 }
 
 function prepare (db: Database.Database, file: string, readOnly: boolean): OpenedDatabase {

@@ -3,7 +3,7 @@ import { checkTimeZone, dayFromNumber, dayNumber, dayOf, type CalendarWindows } 
 import type { SpentTotals } from './budgets.js'
 import { CurrentTotals } from './current-totals.js'
 import type { SharedUsage, SharingFactory, UsageLogger } from './shared-usage.js'
-import { openDatabase, readMeta, UsageStoreError, writeMeta, type OpenedDatabase } from './usage-database.js'
+import { closeDatabase, openDatabase, readMeta, UsageStoreError, writeMeta, type OpenedDatabase } from './usage-database.js'
 import { buildReport, type UsageReportQuery, type UsageReportResult } from './usage-report.js'
 import { UsageRows, type PendingRow } from './usage-rows.js'
 
@@ -112,7 +112,7 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
     try {
       return new UsageStore(opened, options)
     } catch (err) {
-      opened.db.close()
+      closeDatabase(opened)
       throw new UsageStoreError(`${opened.file}: cannot read the usage database: ${(err as Error).message}; it is left as it is`)
     }
   }
@@ -233,7 +233,7 @@ export class UsageStore extends EventEmitter<UsageStoreEvents> {
       if (this.shared?.ready === true) await this.sync()
       await this.shared?.close()
       this.closed = true
-      this.opened.db.close()
+      closeDatabase(this.opened)
     })()
     await this.closing
   }
