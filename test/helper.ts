@@ -76,8 +76,14 @@ export interface AppTestOptions {
 export async function startProxy (t: TestContext | undefined, config: ProxyConfig, logs = new LogCapture(), watchConfig = false, options: AppTestOptions = {}): Promise<{ url: string, app: FastifyInstance, logs: LogCapture }> {
   withOwnUsageDatabase(config)
   const server = Fastify(serverOptions(config, createLogger(config.log.level, logs)))
-  await server.register(fp(app), { config, watchConfig, clock: options.clock })
-  await server.listen({ host: '127.0.0.1', port: 0 })
+  try {
+    await server.register(fp(app), { config, watchConfig, clock: options.clock })
+    await server.listen({ host: '127.0.0.1', port: 0 })
+  } catch (err) {
+    // What started before the failure (Redis links, health checks, timers) would keep the test file running.
+    await server.close().catch(() => {})
+    throw err
+  }
   const address = server.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   t?.after(async () => {

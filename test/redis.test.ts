@@ -174,8 +174,9 @@ async function twoReplicas (t: TestContext, limits: Record<string, number>): Pro
     ...authWith([appKeyWithLimits(limits)], ['model']),
     redis: { url: redis.url, prefix: newPrefix() }
   })
-  const a = await startProxy(t, config)
-  const b = await startProxy(t, config)
+  // Each replica has a usage database of its own, as in production (a database takes one proxy).
+  const a = await startProxy(t, { ...config, usage: { ...config.usage } })
+  const b = await startProxy(t, { ...config, usage: { ...config.usage } })
   await until('both replicas to use Redis', () => windowsOf(a.app).mode === 'redis' && windowsOf(b.app).mode === 'redis')
   return { redis, fake, a, b }
 }

@@ -17,7 +17,8 @@ async function twoReplicas (t: TestContext, fake: FakeOllama, redisUrl: string, 
     redis: { url: redisUrl, prefix: `replicas-${Math.random().toString(36).slice(2)}:` }
   })
   const logs = [new LogCapture(), new LogCapture()]
-  const replicas = [await startProxy(t, config, logs[0]), await startProxy(t, config, logs[1])]
+  // Each replica has a usage database of its own, as in production (a database takes one proxy).
+  const replicas = [await startProxy(t, { ...config, usage: { ...config.usage } }, logs[0]), await startProxy(t, { ...config, usage: { ...config.usage } }, logs[1])]
   for (const log of logs) await waitUntil('redis to be used', () => log.text.includes('slot caps are shared'))
   return replicas
 }
