@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { KeyScope } from '../config/config-schema.js'
 import type { KeyCaps, KeyLimits, NamedKeySettings, ProxyConfig } from '../config/proxy-config.js'
 import { secretSha256Hex } from '../config/token-rules.js'
+import { repeatedHeader } from '../http/raw-headers.js'
 import { compilePattern, type ModelPattern } from './model-names.js'
 
 export type { KeyCaps, KeyLimits } from '../config/proxy-config.js'
@@ -206,25 +207,12 @@ export function presentedTokens (headers: IncomingHttpHeaders, rawHeaders?: read
     const credentials = scheme === undefined ? authorization : authorization.slice(SCHEME.exec(authorization)![0].length)
     add(scheme === 'basic' ? basicKey(credentials) : credentials)
   }
-  const repeated = rawHeaders === undefined ? undefined : repeatedAuthorization(rawHeaders)
+  const repeated = rawHeaders === undefined ? undefined : repeatedHeader(rawHeaders, 'authorization')
   if (repeated !== undefined) for (const authorization of repeated) addAuthorization(authorization)
   else if (headers.authorization !== undefined) addAuthorization(headers.authorization)
   const apiKey = headers['x-api-key']
   add(Array.isArray(apiKey) ? apiKey[0] : apiKey)
   return tokens
-}
-
-/** Every Authorization header's value when there are several, else undefined (no array made). */
-function repeatedAuthorization (rawHeaders: readonly string[]): string[] | undefined {
-  let values: string[] | undefined
-  let first: string | undefined
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]
-    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue
-    if (first === undefined) first = rawHeaders[i + 1]
-    else (values ??= [first]).push(rawHeaders[i + 1])
-  }
-  return values
 }
 
 /** The key inside HTTP Basic credentials (RFC 7617): the password, else the user name. */

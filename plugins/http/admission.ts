@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BUSY_RETRY_AFTER_SECONDS, ByteBudget } from './body-reader.js'
 import { sendError } from './error-shapes.js'
 import { answerTunnelRequest } from './errors.js'
+import { repeatedHeader } from './raw-headers.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,13 +42,6 @@ function limitDrain (request: FastifyRequest, timeoutMs: number): void {
   const timer = setTimeout(() => { if (!raw.complete) raw.socket?.destroy() }, timeoutMs)
   timer.unref()
   raw.once('end', () => { clearTimeout(timer) })
-}
-
-/** How many Host header lines `rawHeaders` (name, value, name, value, ...) holds. */
-function hostLines (rawHeaders: string[]): number {
-  let count = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') count++
-  return count
 }
 
 /**
@@ -100,7 +94,7 @@ export default fp(async function admissionPlugin (fastify) {
       return
     }
     // And exactly one (the same section); Node keeps the first silently, a front may read the last.
-    if (hostLines(request.raw.rawHeaders) > 1) {
+    if (repeatedHeader(request.raw.rawHeaders, 'host') !== undefined) {
       reply.header('connection', 'close')
       sendError(request, reply, 400, 'the request has more than one Host header; send one')
       return
